@@ -1,0 +1,339 @@
+"""Plain VSR training on clips: N LR frames in, N SR frames out, a pixel loss on every one of them.
+
+This is BasicSR's video model reworked to run on CPU and CUDA alike (its DDP wrapper and validation
+buffers assume CUDA) and to treat sliding-window and recurrent networks the same way, so a baseline
+student and a distilled student see exactly the same data, loss and budget.
+"""
+import math
+import os
+import random
+from collections import OrderedDict
+from copy import deepcopy
+from os import path as osp
+
+import numpy as np
+import torch
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+from stdsr import compat  # noqa: F401  (before basicsr)
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.metrics import calculate_metric
+from basicsr.models.base_model import BaseModel
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from stdsr.models.clip_inference import run_clip, temporal_mode
+from stdsr.utils.checkpoint import atomic_torch_save
+from stdsr.utils.dist import all_gather_objects, get_dist_info, resolve_device
+from stdsr.utils.options import optimizer_class, scheduler_class
+
+DEFAULT_PIXEL_OPT = {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf; the message names the iteration and the term."""
+
+
+@MODEL_REGISTRY.register()
+class ClipVSRModel(BaseModel):
+    """Trains ``network_g`` on clips with ``train.pixel_opt`` (Charbonnier by default) on all N outputs."""
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.device = resolve_device(opt)
+        self.mode_g, self.window_g = temporal_mode(opt, 'network_g')
+        self.net_g = build_network(deepcopy(opt['network_g'])).to(self.device)
+        self.print_network(self.net_g)
+        self.load_pretrained('network_g', self.net_g)
+        if self.is_train:
+            self.init_training_settings()
+        else:
+            self.net_g.eval()
+
+    # ----------------------------------------------------------------------------------------------- set-up
+    def load_pretrained(self, net_key, net, required=False):
+        """Load ``path.pretrain_<net_key>`` into ``net`` (strict unless ``path.strict_load_<suffix>: false``)."""
+        suffix = net_key.replace('network_', '')
+        paths = self.opt['path']
+        load_path = paths.get(f'pretrain_{net_key}')
+        if load_path is None:
+            if required:
+                raise ValueError(f"option 'path.pretrain_{net_key}' is required")
+            return False
+        if not osp.isfile(load_path):
+            raise FileNotFoundError(f"option 'path.pretrain_{net_key}': no such file {load_path}")
+        self.load_network(net, load_path, paths.get(f'strict_load_{suffix}', True), paths.get(f'param_key_{suffix}',
+                                                                                                'params'))
+        return True
+
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        self.net_g.train()
+        self.ema_decay = train_opt.get('ema_decay', 0) or 0
+        if self.ema_decay > 0:
+            self.net_g_ema = build_network(deepcopy(self.opt['network_g'])).to(self.device)
+            load_path = self.opt['path'].get('pretrain_network_g')
+            if load_path is not None:
+                self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+            else:
+                self.model_ema(0)  # copy the freshly initialised weights
+            self.net_g_ema.eval()
+        self.cri_pix = build_loss(deepcopy(train_opt.get('pixel_opt') or DEFAULT_PIXEL_OPT)).to(self.device)
+        self.nan_policy = train_opt.get('nan_policy', 'stop')
+        if self.nan_policy not in ('stop', 'skip'):
+            raise ValueError(f"option 'train.nan_policy' must be 'stop' or 'skip', got '{self.nan_policy}'")
+        self.skipped_steps = 0
+        self.init_extra_training_modules()
+        self.net_g = self.model_to_device(self.net_g)
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def init_extra_training_modules(self):
+        """Subclasses build teachers, hooks and extra losses here, before DDP wrapping and optimizers."""
+
+    def extra_param_groups(self):
+        """Extra trainable parameter groups (e.g. distillation modules) optimised with ``optim_g``."""
+        return []
+
+    def model_to_device(self, net):
+        """DDP on CPU (gloo, no device ids) or GPU (nccl, this process's device); DataParallel for num_gpu > 1."""
+        net = net.to(self.device)
+        if self.opt['dist']:
+            device_ids = [self.device.index] if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(
+                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        elif self.opt['num_gpu'] > 1:
+            net = DataParallel(net)
+        return net
+
+    def setup_optimizers(self):
+        optim_opt = deepcopy(self.opt['train']['optim_g'])
+        optim_cls = optimizer_class(optim_opt.pop('type'))
+        params = [p for p in self.net_g.parameters() if p.requires_grad]
+        groups = [{'params': params}] + self.extra_param_groups()
+        self.optimizer_g = optim_cls(groups, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    def setup_schedulers(self):
+        sched_opt = deepcopy(self.opt['train'].get('scheduler'))
+        if not sched_opt:
+            return
+        sched_cls = scheduler_class(sched_opt.pop('type'))
+        self.schedulers = [sched_cls(optimizer, **sched_opt) for optimizer in self.optimizers]
+
+    # --------------------------------------------------------------------------------------------- training
+    def feed_data(self, data):
+        self.lq = data['lq'].to(self.device, non_blocking=True)
+        self.gt = data['gt'].to(self.device, non_blocking=True) if 'gt' in data else None
+
+    def compute_losses(self, current_iter):
+        """Forward the student on the clip and return the weighted loss terms by log name."""
+        self.output = run_clip(self.net_g, self.lq, self.mode_g, self.window_g)
+        return OrderedDict(l_pix=self.cri_pix(self.output, self.gt))
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad(set_to_none=True)
+        loss_dict = self.compute_losses(current_iter)
+        l_total = sum(loss_dict.values())
+        l_total.backward()
+        self.sync_extra_grads()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        bad = [name for name, value in self.log_dict.items() if not math.isfinite(value)]
+        if bad:
+            self.handle_non_finite(current_iter, bad)
+            return
+        grad_clip = self.opt['train'].get('grad_clip')
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer_g.param_groups for p in g['params']], grad_clip)
+        self.optimizer_g.step()
+        self.after_step(current_iter)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def sync_extra_grads(self):
+        """Subclasses average gradients of trainable modules that are not wrapped in DDP."""
+
+    def after_step(self, current_iter):
+        """Subclasses update state that depends on the step's (rank-averaged) losses."""
+
+    def handle_non_finite(self, current_iter, bad_terms):
+        terms = ', '.join(f'{name}={self.log_dict[name]}' for name in bad_terms)
+        if self.nan_policy == 'skip':
+            self.skipped_steps += 1
+            self.optimizer_g.zero_grad(set_to_none=True)
+            get_root_logger().warning(f'iter {current_iter}: non-finite loss ({terms}); step skipped '
+                                      f'({self.skipped_steps} so far)')
+            self.log_dict['skipped_steps'] = float(self.skipped_steps)
+            return
+        raise NonFiniteLossError(f'iter {current_iter}: non-finite loss ({terms}); training stopped, the last '
+                                 "saved checkpoint is kept (set 'train.nan_policy: skip' to skip such steps)")
+
+    def reduce_loss_dict(self, loss_dict):
+        """Rank-averaged float losses on every rank (BasicSR reduces to rank 0 only; all ranks must agree
+        on decisions taken from losses, such as stopping on NaN or freezing a module)."""
+        with torch.no_grad():
+            names = list(loss_dict)
+            values = torch.stack([loss_dict[k].detach().float().mean() for k in names])
+            if self.opt['dist']:
+                torch.distributed.all_reduce(values)
+                values /= self.opt['world_size']
+            return OrderedDict(zip(names, values.tolist()))
+
+    # ------------------------------------------------------------------------------------------- inference
+    def inference_net(self):
+        net = self.net_g_ema if getattr(self, 'net_g_ema', None) is not None else self.net_g
+        return self.get_bare_model(net)
+
+    @torch.no_grad()
+    def infer(self, lq):
+        """SR of every frame of ``lq`` (B, N, C, h, w) with the (EMA) student alone, in eval mode."""
+        net = self.inference_net()
+        was_training = net.training
+        net.eval()
+        chunk = (self.opt.get('val') or {}).get('chunk_windows', 8)
+        try:
+            return run_clip(net, lq, self.mode_g, self.window_g, chunk=chunk)
+        finally:
+            net.train(was_training)
+
+    def test(self):
+        self.output = self.infer(self.lq)
+
+    def get_current_visuals(self):
+        out = OrderedDict(lq=self.lq.detach().cpu(), result=self.output.detach().cpu())
+        if self.gt is not None:
+            out['gt'] = self.gt.detach().cpu()
+        return out
+
+    # ------------------------------------------------------------------------------------------ validation
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """PSNR/SSIM per clip (frames averaged), then averaged over clips as the VSR literature reports.
+
+        Clips are split over ranks and the per-clip results gathered, so it works with and without a
+        process group, on CPU and CUDA. Returns ``{'dataset', 'per_clip', 'average'}``.
+        """
+        dataset = dataloader.dataset
+        dataset_name = dataset.opt['name']
+        val_opt = self.opt.get('val') or {}
+        metrics_opt = val_opt.get('metrics') or {}
+        rank, world_size = get_dist_info()
+        num_clips = min(len(dataset), val_opt.get('max_clips') or len(dataset))
+        per_clip = OrderedDict()
+        for idx in range(rank, num_clips, world_size):
+            data = dataset[idx]
+            sr = self.infer(data['lq'][None].to(self.device))[0].cpu()
+            gt = data.get('gt')
+            frame_metrics = []
+            for t, frame_name in enumerate(data['frame_names']):
+                sr_img = tensor2img(sr[t])
+                if save_img:
+                    imwrite(sr_img, self._visual_path(dataset_name, data['clip'], frame_name, current_iter))
+                if gt is not None and metrics_opt:
+                    gt_img = tensor2img(gt[t])
+                    frame_metrics.append({
+                        name: float(calculate_metric(dict(img=sr_img, img2=gt_img), deepcopy(mopt)))
+                        for name, mopt in metrics_opt.items()
+                    })
+            if frame_metrics:
+                per_clip[data['clip']] = {name: float(np.mean([f[name] for f in frame_metrics])) for name in metrics_opt}
+        merged = OrderedDict()
+        for part in all_gather_objects(per_clip):
+            merged.update(part)
+        merged = OrderedDict(sorted(merged.items()))
+        average = OrderedDict((name, float(np.mean([c[name] for c in merged.values()]))) for name in metrics_opt
+                              if merged)
+        self.metric_results = average
+        if average and rank == 0:
+            self._initialize_best_metric_results(dataset_name)
+            for name, value in average.items():
+                self._update_best_metric_result(dataset_name, name, value, current_iter)
+            self._log_validation(dataset_name, current_iter, merged, average, tb_logger)
+        self.last_validation = {'dataset': dataset_name, 'per_clip': merged, 'average': average}
+        return self.last_validation
+
+    def _visual_path(self, dataset_name, clip, frame_name, current_iter):
+        root = self.opt['path']['visualization']
+        if self.is_train:
+            name = f'{frame_name}_{current_iter}.png'
+        else:
+            suffix = (self.opt.get('val') or {}).get('suffix')
+            name = f'{frame_name}_{suffix}.png' if suffix else f'{frame_name}.png'
+        return osp.join(root, dataset_name, clip, name)
+
+    def _log_validation(self, dataset_name, current_iter, per_clip, average, tb_logger):
+        lines = [f'Validation {dataset_name} (iter {current_iter})']
+        for clip, values in per_clip.items():
+            lines.append(f'\t {clip:>20s}: ' + ', '.join(f'{k}: {v:.4f}' for k, v in values.items()))
+        for name, value in average.items():
+            best = self.best_metric_results[dataset_name][name]
+            lines.append(f'\t # {name}: {value:.4f}\tBest: {best["val"]:.4f} @ {best["iter"]} iter')
+            if tb_logger is not None:
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{name}', value, current_iter)
+        get_root_logger().info('\n'.join(lines))
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def save(self, epoch, current_iter):
+        if getattr(self, 'net_g_ema', None) is not None:
+            self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, ['params', 'params_ema'])
+        else:
+            self.save_network(self.net_g, 'net_g', current_iter)
+        self.save_training_state(epoch, current_iter)
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """BasicSR's checkpoint layout, written atomically (a kill never leaves a truncated file)."""
+        label = 'latest' if current_iter == -1 else current_iter
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        save_dict = {}
+        for net_, key in zip(nets, keys):
+            state = self.get_bare_model(net_).state_dict()
+            save_dict[key] = OrderedDict((k[7:] if k.startswith('module.') else k, v.detach().cpu())
+                                         for k, v in state.items())
+        os.makedirs(self.opt['path']['models'], exist_ok=True)
+        atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    def extra_training_state(self):
+        """Subclass state that must survive resume (e.g. distillation modules)."""
+        return {}
+
+    def load_extra_training_state(self, state):
+        pass
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],
+            'schedulers': [s.state_dict() for s in self.schedulers],
+            'extra': self.extra_training_state(),
+            'skipped_steps': getattr(self, 'skipped_steps', 0),
+            'rng': capture_rng_state(),
+        }
+        os.makedirs(self.opt['path']['training_states'], exist_ok=True)
+        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        self.load_extra_training_state(resume_state.get('extra') or {})
+        self.skipped_steps = resume_state.get('skipped_steps', 0)
+
+
+def capture_rng_state():
+    state = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state):
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'].cpu())
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state['cuda']])

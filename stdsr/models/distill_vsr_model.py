@@ -1,0 +1,211 @@
+"""Space-Time Distillation (Xiao et al., CVPR 2021) as a BasicSR model.
+
+The student is trained exactly as :class:`ClipVSRModel` trains it (same data, pixel loss, optimizer),
+plus distillation terms computed from features that forward hooks record on the frozen teacher and on
+the student. Only the student is saved: its checkpoints are ordinary BasicSR checkpoints, and the
+hooks live in this training model alone, so inference code and time are those of the plain student.
+"""
+import inspect
+from collections import OrderedDict
+from copy import deepcopy
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from stdsr import compat  # noqa: F401  (before basicsr)
+from basicsr.losses import build_loss
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
+
+from stdsr.models.clip_inference import run_clip, temporal_mode
+from stdsr.models.clip_vsr_model import ClipVSRModel
+from stdsr.models.teacher import build_frozen_teacher
+from stdsr.utils.feature_hooks import FeatureRecorder, stack_frames
+from stdsr.utils.options import OptionError, check_keys
+
+DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses'}
+LAYER_KEYS = ('student_layer', 'teacher_layer')
+PROBE_SIZE = 32  # LR side of the start-up probe; small, and a multiple of what U-Nets and SpyNet need
+
+
+class DistillTerm(nn.Module):
+    """One distillation loss with the student and teacher layers it reads (which may be lists)."""
+
+    def __init__(self, loss, student_layer, teacher_layer):
+        super().__init__()
+        self.loss = loss
+        self.student_layer = student_layer
+        self.teacher_layer = teacher_layer
+
+
+def as_list(layer):
+    return list(layer) if isinstance(layer, (list, tuple)) else [layer]
+
+
+@MODEL_REGISTRY.register()
+class DistillVSRModel(ClipVSRModel):
+    """``network_g`` (student) learns from ``network_t`` (frozen teacher) with ``distill.losses``."""
+
+    def init_extra_training_modules(self):
+        self.distill_opt = self._checked_distill_opt()
+        self.mode_t, self.window_t = temporal_mode(self.opt, 'network_t')
+        self.net_t = build_frozen_teacher(self.opt, self.device)
+        self.print_network(self.net_t)
+        student = self.get_bare_model(self.net_g)
+        terms = self._term_options()
+        student_layers = sorted({layer for _, s, _ in terms for layer in as_list(s)})
+        teacher_layers = sorted({layer for _, _, t in terms for layer in as_list(t)})
+        self.rec_s = FeatureRecorder(student, student_layers)
+        self.rec_t = FeatureRecorder(self.net_t, teacher_layers, detach=True)
+        channels_s, channels_t = self._probe_channels()
+        self.distill_terms = nn.ModuleDict()
+        for (name, loss_opt), s_layer, t_layer in terms:
+            loss_opt = self._fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t)
+            self.distill_terms[name] = DistillTerm(build_loss(loss_opt), s_layer, t_layer)
+        self.distill_terms.to(self.device)
+        self._broadcast_distill_modules()
+
+    # ------------------------------------------------------------------------------------------ options
+    def _checked_distill_opt(self):
+        distill_opt = self.opt.get('distill')
+        if not distill_opt or not distill_opt.get('losses'):
+            raise OptionError("option 'distill.losses' is required for DistillVSRModel")
+        check_keys(distill_opt, 'distill', DISTILL_KEYS)
+        for name, loss_opt in distill_opt['losses'].items():
+            if 'type' not in loss_opt:
+                raise OptionError(f"option 'distill.losses.{name}' has no 'type'")
+            try:
+                loss_cls = LOSS_REGISTRY.get(loss_opt['type'])
+            except KeyError as err:
+                raise OptionError(f"option 'distill.losses.{name}.type': {err}") from None
+            valid = set(inspect.signature(loss_cls.__init__).parameters) - {'self'}
+            check_keys(loss_opt, f'distill.losses.{name}', valid | {'type'} | set(LAYER_KEYS))
+        return distill_opt
+
+    def _term_options(self):
+        """[((name, loss_opt without layer keys), student_layer, teacher_layer)] in option-file order."""
+        terms = []
+        for name, loss_opt in self.distill_opt['losses'].items():
+            loss_opt = deepcopy(loss_opt)
+            layers = []
+            for key in LAYER_KEYS:
+                layer = loss_opt.pop(key, self.distill_opt.get(key))
+                if layer is None:
+                    raise OptionError(f"option 'distill.{key}' (or 'distill.losses.{name}.{key}') is required")
+                layers.append(layer)
+            terms.append(((name, loss_opt), layers[0], layers[1]))
+        return terms
+
+    @staticmethod
+    def _fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t):
+        """Losses with learnable parts need the feature widths: take them from the start-up probe."""
+        params = inspect.signature(LOSS_REGISTRY.get(loss_opt['type']).__init__).parameters
+        for key, layer, channels in (('student_channels', s_layer, channels_s),
+                                     ('teacher_channels', t_layer, channels_t)):
+            if key in params and loss_opt.get(key) is None:
+                widths = [channels[name] for name in as_list(layer)]
+                loss_opt[key] = widths if isinstance(layer, (list, tuple)) else widths[0]
+        return loss_opt
+
+    # ------------------------------------------------------------------------------------------ start-up
+    @torch.no_grad()
+    def _probe_channels(self):
+        """One tiny forward of both networks: checks the hooked layers fire and the two scales agree.
+
+        Returns the channel count of every hooked layer of the student and the teacher.
+        """
+        num_frame = (self.opt['datasets'].get('train') or {}).get('num_frame', 3)
+        lq = torch.rand(1, num_frame, 3, PROBE_SIZE, PROBE_SIZE, device=self.device)
+        student = self.get_bare_model(self.net_g)
+        was_training = student.training
+        student.eval()
+        try:
+            out_s = run_clip(student, lq, self.mode_g, self.window_g)
+            out_t = run_clip(self.net_t, lq, self.mode_t, self.window_t)
+        finally:
+            student.train(was_training)
+        scale = self.opt.get('scale')
+        scales = {'network_g': out_s.shape[-1] / PROBE_SIZE, 'network_t': out_t.shape[-1] / PROBE_SIZE}
+        if scale is not None and any(s != scale for s in scales.values()):
+            raise OptionError(f"scale mismatch: option 'scale' is {scale}, but network_g upscales by "
+                              f"{scales['network_g']:g} and network_t by {scales['network_t']:g}")
+        channels = []
+        for recorder, label in ((self.rec_s, 'network_g'), (self.rec_t, 'network_t')):
+            widths = {}
+            for path in recorder.paths:
+                calls = recorder.records[path]
+                if not calls:
+                    raise OptionError(f"{label} layer '{path}' was not called in a forward pass: nothing to distil")
+                widths[path] = calls[0].shape[1]
+            channels.append(widths)
+            recorder.clear()
+        return channels
+
+    def _broadcast_distill_modules(self):
+        """Ranks seed differently; the shared ConvLSTM and adapters must start from rank 0's weights."""
+        if self.opt['dist']:
+            for tensor in list(self.distill_terms.parameters()) + list(self.distill_terms.buffers()):
+                dist.broadcast(tensor.data, src=0)
+
+    def extra_param_groups(self):
+        params = list(self.distill_terms.parameters())
+        return [{'params': params}] if params else []
+
+    # ------------------------------------------------------------------------------------------ training
+    def compute_losses(self, current_iter):
+        self.rec_s.clear()
+        self.rec_t.clear()
+        with torch.no_grad():
+            run_clip(self.net_t, self.lq, self.mode_t, self.window_t)
+        loss_dict = super().compute_losses(current_iter)
+        batch, num_frames = self.lq.shape[:2]
+        for name, term in self.distill_terms.items():
+            feats_s = [stack_frames(self.rec_s.records[p], batch, num_frames) for p in as_list(term.student_layer)]
+            feats_t = [stack_frames(self.rec_t.records[p], batch, num_frames) for p in as_list(term.teacher_layer)]
+            if not isinstance(term.student_layer, (list, tuple)):
+                feats_s, feats_t = feats_s[0], feats_t[0]
+            loss_dict[f'l_{name}'] = term.loss(feats_s, feats_t)
+        self.rec_s.clear()
+        self.rec_t.clear()
+        return loss_dict
+
+    def sync_extra_grads(self):
+        """Average the distillation modules' gradients over ranks (they are not wrapped in DDP)."""
+        if not self.opt['dist']:
+            return
+        world_size = dist.get_world_size()
+        for param in self.distill_terms.parameters():
+            if param.grad is not None:
+                dist.all_reduce(param.grad)
+                param.grad /= world_size
+
+    def after_step(self, current_iter):
+        """Freeze time-distillation modules once their (rank-averaged) raw loss is below the threshold."""
+        for name, term in self.distill_terms.items():
+            update = getattr(term.loss, 'update_frozen', None)
+            if update is None or bool(term.loss.frozen):
+                continue
+            raw = torch.tensor([float(term.loss.last_raw_loss)], dtype=torch.float64)
+            if self.opt['dist']:
+                dist.all_reduce(raw)
+                raw /= dist.get_world_size()
+            if update(raw.item()):
+                get_root_logger().info(f'iter {current_iter}: distill term {name} raw loss {raw.item():.3e} is '
+                                       'below its freeze threshold; its modules are frozen from now on')
+        self.log_dict.update({f'{name}_frozen': float(term.loss.frozen) for name, term in self.distill_terms.items()
+                              if hasattr(term.loss, 'frozen')})
+
+    # ------------------------------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def infer(self, lq):
+        """Student alone, with its recorder paused so validation does not pile up HR features."""
+        with self.rec_s.paused():
+            return super().infer(lq)
+
+    def extra_training_state(self):
+        return {'distill_terms': self.distill_terms.state_dict()}
+
+    def load_extra_training_state(self, state):
+        if 'distill_terms' in state:
+            self.distill_terms.load_state_dict(state['distill_terms'])

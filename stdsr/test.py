@@ -1,0 +1,84 @@
+"""``python -m stdsr.test -opt FILE.yml``: evaluate a trained network on every ``datasets.test_*`` set.
+
+Prints and writes (``results/<name>/metrics.md``) the PSNR/SSIM table: per clip, and the average over
+clips as the VSR literature reports it. Runs on CPU or CUDA; only the student network is built.
+"""
+import logging
+import os
+import sys
+import time
+from os import path as osp
+
+import torch
+
+from stdsr import compat  # noqa: F401  (before basicsr)
+import stdsr  # noqa: F401,E402
+from basicsr.data import build_dataloader, build_dataset  # noqa: E402
+from basicsr.models import build_model  # noqa: E402
+from basicsr.utils import get_env_info, get_root_logger  # noqa: E402
+from basicsr.utils.misc import mkdir_and_rename  # noqa: E402
+from basicsr.utils.options import dict2str  # noqa: E402
+
+from stdsr.utils.dist import init_dist_from_options  # noqa: E402
+from stdsr.utils.options import parse_options  # noqa: E402
+
+
+def format_results_table(results):
+    """Markdown table of ``[{'dataset', 'per_clip', 'average'}]`` validation results."""
+    metric_names = []
+    for res in results:
+        metric_names += [m for m in res['average'] if m not in metric_names]
+    lines = ['| dataset | clip | ' + ' | '.join(metric_names) + ' |', '|---|---|' + '---|' * len(metric_names)]
+    for res in results:
+        for clip, values in res['per_clip'].items():
+            lines.append(f"| {res['dataset']} | {clip} | " +
+                         ' | '.join(f'{values[m]:.4f}' if m in values else '' for m in metric_names) + ' |')
+        lines.append(f"| {res['dataset']} | **average** | " +
+                     ' | '.join(f"**{res['average'][m]:.4f}**" if m in res['average'] else '' for m in metric_names) +
+                     ' |')
+    return '\n'.join(lines)
+
+
+def test_pipeline(argv=None, root_path=None):
+    opt, args = parse_options(argv, is_train=False, root_path=root_path)
+    init_dist_from_options(opt, args.launcher)
+    torch.backends.cudnn.benchmark = True
+    test_sets = []
+    for phase, dataset_opt in sorted(opt.get('datasets', {}).items()):
+        dataset = build_dataset(dataset_opt)
+        test_sets.append(build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist']))
+    if opt['rank'] == 0:
+        mkdir_and_rename(opt['path']['results_root'])
+        os.makedirs(opt['path']['visualization'], exist_ok=True)
+    logger = get_root_logger()
+    if opt['rank'] == 0:
+        handler = logging.FileHandler(
+            osp.join(opt['path']['log'], f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log"))
+        handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
+        logger.addHandler(handler)
+    logger.info(get_env_info())
+    logger.info(dict2str(opt))
+    model = build_model(opt)
+    save_img = (opt.get('val') or {}).get('save_img', False)
+    results = []
+    for loader in test_sets:
+        logger.info(f"Testing {loader.dataset.opt['name']}...")
+        results.append(model.validation(loader, current_iter=opt['name'], tb_logger=None, save_img=save_img))
+    table = format_results_table([r for r in results if r['average']])
+    if opt['rank'] == 0 and table:
+        with open(osp.join(opt['path']['results_root'], 'metrics.md'), 'w') as f:
+            f.write(table + '\n')
+        print(table, flush=True)
+    return results
+
+
+def main(argv=None):
+    try:
+        test_pipeline(argv)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""``python -m stdsr.train -opt FILE.yml``: BasicSR's training loop, on CPU or CUDA, single or torchrun.
+
+Differences from ``basicsr.train`` (all because it assumes CUDA or loses work):
+- the process group is gloo on CPU and nccl on CUDA, and the resume state is mapped to this process's device;
+- options are validated (unknown keys are errors) and datasets built *before* anything is written;
+- ``--auto_resume`` looks in this run's own ``path.experiments_root``;
+- checkpoints are written atomically, and the RNG state is restored on resume.
+"""
+import datetime
+import logging
+import math
+import os
+import sys
+import time
+from os import path as osp
+
+import torch
+
+from stdsr import compat  # noqa: F401  (before basicsr)
+import stdsr  # noqa: F401,E402  (registers archs, datasets, losses, models)
+from basicsr.data import build_dataloader, build_dataset  # noqa: E402
+from basicsr.data.data_sampler import EnlargedSampler  # noqa: E402
+from basicsr.data.prefetch_dataloader import CPUPrefetcher  # noqa: E402
+from basicsr.models import build_model  # noqa: E402
+from basicsr.utils import AvgTimer, MessageLogger, get_env_info, get_root_logger, set_random_seed  # noqa: E402
+from basicsr.utils.misc import mkdir_and_rename  # noqa: E402
+from basicsr.utils.options import copy_opt_file, dict2str  # noqa: E402
+
+from stdsr.models.clip_vsr_model import restore_rng_state  # noqa: E402
+from stdsr.utils.checkpoint import latest_training_state, load_training_state  # noqa: E402
+from stdsr.utils.dist import barrier, get_dist_info, init_dist_from_options, resolve_device  # noqa: E402
+from stdsr.utils.options import parse_options  # noqa: E402
+
+
+def add_log_file(log_file):
+    """Attach a file handler to BasicSR's root logger even if it was created earlier without one."""
+    logger = get_root_logger()
+    if get_dist_info()[0] == 0:
+        logger.setLevel(logging.INFO)
+    if log_file and not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+        handler = logging.FileHandler(log_file, 'a')
+        handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
+        logger.addHandler(handler)
+    return logger
+
+
+def init_tb_logger(opt):
+    if not opt['logger'].get('use_tb_logger') or 'debug' in opt['name'] or opt['rank'] != 0:
+        opt['logger']['use_tb_logger'] = opt['logger'].get('use_tb_logger') and opt['rank'] == 0 and \
+            'debug' not in opt['name']
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        get_root_logger().warning('tensorboard is not installed: logging to the text log only')
+        opt['logger']['use_tb_logger'] = False
+        return None
+    return SummaryWriter(log_dir=osp.join(opt['path']['experiments_root'], 'tb_logger'))
+
+
+def find_resume_state(opt):
+    """The explicit ``path.resume_state``, or with ``--auto_resume`` the newest state of this experiment."""
+    if opt['auto_resume']:
+        latest = latest_training_state(opt['path']['training_states'])
+        if latest is not None:
+            opt['path']['resume_state'] = latest
+    path = opt['path'].get('resume_state')
+    if not path:
+        return None
+    return load_training_state(path, device=resolve_device(opt))
+
+
+def point_networks_at_resume(opt, resume_iter):
+    """Load every network saved at ``resume_iter`` from this run's models folder (not the pretrain paths).
+
+    Networks this run never saves (a frozen teacher) keep their own ``path.pretrain_*``.
+    """
+    for key in [k for k in opt if k.startswith('network_')]:
+        suffix = key.replace('network_', '')
+        saved = osp.join(opt['path']['models'], f'net_{suffix}_{resume_iter}.pth')
+        if osp.isfile(saved):
+            opt['path'][f'pretrain_{key}'] = saved
+            opt['path'][f'param_key_{suffix}'] = 'params'
+            opt['path'][f'strict_load_{suffix}'] = True
+
+
+def build_train_val_loaders(opt, logger):
+    train_loader = train_sampler = None
+    val_loaders = []
+    for phase, dataset_opt in opt['datasets'].items():
+        if phase == 'train':
+            train_set = build_dataset(dataset_opt)
+            ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
+            train_sampler = EnlargedSampler(train_set, opt['world_size'], opt['rank'], ratio)
+            train_loader = build_dataloader(
+                train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=train_sampler,
+                seed=opt['manual_seed'])
+            if len(train_loader) == 0:
+                raise ValueError(f"datasets.train: {len(train_set)} clips x enlarge ratio {ratio} give no full batch "
+                                 f"of {dataset_opt['batch_size_per_gpu']} per process")
+            iters_per_epoch = len(train_loader)
+            total_iters = int(opt['train']['total_iter'])
+            total_epochs = math.ceil(total_iters / iters_per_epoch)
+            logger.info(f'Training statistics: clips {len(train_set)}, enlarge ratio {ratio}, batch per process '
+                        f"{dataset_opt['batch_size_per_gpu']}, world size {opt['world_size']}, "
+                        f'iters per epoch {iters_per_epoch}, total epochs {total_epochs}, total iters {total_iters}.')
+        elif phase.split('_')[0] == 'val':
+            val_set = build_dataset(dataset_opt)
+            val_loaders.append(build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist']))
+            logger.info(f"Number of val clips in {dataset_opt['name']}: {len(val_set)}")
+    return train_loader, train_sampler, val_loaders, total_epochs, total_iters
+
+
+def train_pipeline(argv=None, root_path=None):
+    opt, args = parse_options(argv, is_train=True, root_path=root_path)
+    init_dist_from_options(opt, args.launcher)
+    torch.backends.cudnn.benchmark = True
+    seed = opt.setdefault('manual_seed', 0)
+    set_random_seed(seed + opt['rank'])
+
+    resume_state = find_resume_state(opt)
+    logger = get_root_logger()  # console only until the experiment folder exists
+    # datasets first: bad data fails here, before any folder is created or renamed
+    train_loader, train_sampler, val_loaders, total_epochs, total_iters = build_train_val_loaders(opt, logger)
+
+    if opt['rank'] == 0:
+        if resume_state is None:
+            mkdir_and_rename(opt['path']['experiments_root'])
+        for key in ('models', 'training_states', 'visualization'):
+            os.makedirs(opt['path'][key], exist_ok=True)
+        copy_opt_file(args.opt, opt['path']['experiments_root'])
+    barrier()
+    log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log")
+    logger = add_log_file(log_file if opt['rank'] == 0 else None)
+    logger.info(get_env_info())
+    logger.info(dict2str(opt))
+    tb_logger = init_tb_logger(opt)
+
+    if resume_state is not None:
+        point_networks_at_resume(opt, resume_state['iter'])
+    model = build_model(opt)
+    if resume_state is not None:
+        model.resume_training(resume_state)
+        logger.info(f"Resuming training from epoch {resume_state['epoch']}, iter {resume_state['iter']}.")
+        start_epoch, current_iter = resume_state['epoch'], resume_state['iter']
+        if opt['world_size'] == 1 and 'rng' in resume_state:
+            restore_rng_state(resume_state['rng'])
+    else:
+        start_epoch, current_iter = 0, 0
+
+    msg_logger = MessageLogger(opt, current_iter, tb_logger)
+    prefetcher = CPUPrefetcher(train_loader)
+    data_timer, iter_timer = AvgTimer(), AvgTimer()
+    start_time = time.time()
+    logger.info(f'Start training from epoch: {start_epoch}, iter: {current_iter}')
+    val_opt = opt.get('val') or {}
+    save_freq = int(opt['logger'].get('save_checkpoint_freq', total_iters))
+    epoch = start_epoch
+    for epoch in range(start_epoch, total_epochs + 1):
+        train_sampler.set_epoch(epoch)
+        prefetcher.reset()
+        train_data = prefetcher.next()
+        while train_data is not None:
+            data_timer.record()
+            current_iter += 1
+            if current_iter > total_iters:
+                break
+            model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
+            model.feed_data(train_data)
+            model.optimize_parameters(current_iter)
+            iter_timer.record()
+            if current_iter == 1:
+                msg_logger.reset_start_time()
+            if current_iter % opt['logger']['print_freq'] == 0:
+                log_vars = {'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate()}
+                log_vars.update({'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()})
+                log_vars.update(model.get_current_log())
+                msg_logger(log_vars)
+            if current_iter % save_freq == 0:
+                logger.info('Saving models and training states.')
+                model.save(epoch, current_iter)
+            if val_loaders and val_opt.get('val_freq') and current_iter % int(val_opt['val_freq']) == 0:
+                for val_loader in val_loaders:
+                    model.validation(val_loader, current_iter, tb_logger, val_opt.get('save_img', False))
+            data_timer.start()
+            iter_timer.start()
+            train_data = prefetcher.next()
+        if current_iter > total_iters:
+            break
+
+    consumed = time.time() - start_time
+    logger.info(f'End of training. Time consumed: {datetime.timedelta(seconds=int(consumed))}')
+    logger.info('Save the latest model.')
+    model.save(epoch=-1, current_iter=-1)
+    if val_loaders and val_opt:
+        for val_loader in val_loaders:
+            model.validation(val_loader, min(current_iter, total_iters), tb_logger, val_opt.get('save_img', False))
+    if tb_logger is not None:
+        tb_logger.close()
+    barrier()
+    return model
+
+
+def main(argv=None):
+    try:
+        train_pipeline(argv)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""Tests of the LR degradations and the data-preparation scripts (demo clips, generate_lr, create_lmdb)."""
+import hashlib
+import importlib.util
+import math
+import os
+import shutil
+import subprocess
+import sys
+from os import path as osp
+
+import cv2
+import lmdb
+import numpy as np
+import pytest
+import torch
+
+import stdsr  # noqa: F401  (must precede basicsr)
+from basicsr.data.data_util import duf_downsample
+from stdsr.data.lr_degradation import bd_downsample, bi_downsample, downsample, gaussian_kernel_1d, mod_crop
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SCRIPTS = osp.join(REPO, 'scripts', 'data_preparation')
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f'test_{name}', osp.join(SCRIPTS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = load_script('make_demo_clips')
+gen_lr = load_script('generate_lr')
+create_lmdb = load_script('create_lmdb')
+
+
+def random_img(h, w, c=3, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
+
+
+def write_tree(root, clips, h=12, w=16):
+    """Write ``{clip: num_frames}`` random PNG clips; returns {relative path: image}."""
+    imgs = {}
+    for ci, (clip, num) in enumerate(clips.items()):
+        os.makedirs(osp.join(root, clip), exist_ok=True)
+        for i in range(num):
+            img = random_img(h, w, seed=100 * ci + i)
+            cv2.imwrite(osp.join(root, clip, f'{i:08d}.png'), img)
+            imgs[f'{clip}/{i:08d}.png'] = img
+    return imgs
+
+
+def file_digest(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def tree_digests(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = osp.join(dirpath, name)
+            out[osp.relpath(path, root)] = file_digest(path)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- degradations
+def cubic(x):
+    x = np.abs(x)
+    return np.where(x <= 1, 1.5 * x**3 - 2.5 * x**2 + 1, np.where(x <= 2, -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2, 0))
+
+
+def matlab_resize_axis(x, scale):
+    """Independent MATLAB imresize (bicubic, antialiased, 1/scale) along axis 0, symmetric borders."""
+    n = x.shape[0]
+    out = []
+    for i in range(n // scale):
+        centre = (i + 0.5) * scale - 0.5
+        taps = np.arange(math.floor(centre - 2 * scale) - 1, math.ceil(centre + 2 * scale) + 2)
+        weights = cubic((centre - taps) / scale)
+        idx = np.where(taps < 0, -taps - 1, np.where(taps >= n, 2 * n - 1 - taps, taps))
+        out.append(np.tensordot(weights / weights.sum(), x[idx].astype(np.float64), axes=(0, 0)))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_bi_matches_independent_matlab_bicubic(scale):
+    img = random_img(36, 24, seed=scale)
+    out = bi_downsample(img, scale)
+    assert out.dtype == np.uint8 and out.shape == (36 // scale, 24 // scale, 3)
+    ref = matlab_resize_axis(matlab_resize_axis(img, scale).transpose(1, 0, 2), scale).transpose(1, 0, 2)
+    assert np.abs(out - np.clip(ref, 0, 255)).max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+@pytest.mark.parametrize('fn', [bi_downsample, bd_downsample])
+def test_shapes_mod_crop_and_constant(fn, scale):
+    img = random_img(26, 19, seed=1)
+    assert fn(img, scale).shape == (26 // scale, 19 // scale, 3)
+    assert fn(img[..., 0], scale).shape == (26 // scale, 19 // scale)
+    # mod-crop first: the dropped border rows/columns never influence the result
+    assert np.array_equal(fn(img, scale), fn(mod_crop(img, scale), scale))
+    const = np.full((24, 24, 3), 77, np.uint8)
+    assert np.array_equal(fn(const, scale), np.full((24 // scale, 24 // scale, 3), 77, np.uint8))
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_bd_keeps_a_ramp_and_samples_pixel_zero(scale):
+    # blurring a linear ramp with a symmetric kernel leaves it unchanged away from the borders, so the
+    # interior LR pixel (i, j) must equal the HR value at (i * scale, j * scale): phase 0 on both axes
+    yy, xx = np.mgrid[0:48, 0:48]
+    img = (10 + 3 * yy + 2 * xx).astype(np.uint8)[..., None]
+    out = bd_downsample(img, scale)[..., 0]
+    n = 48 // scale
+    inner = [i for i in range(n) if 6 <= i * scale <= 47 - 6]
+    for i in inner:
+        for j in inner:
+            assert out[i, j] == 10 + 3 * i * scale + 2 * j * scale
+
+
+def test_bd_matches_basicsr_duf_downsample_at_x4():
+    img = random_img(40, 28, seed=3)
+    out = bd_downsample(img, 4).astype(np.float64)
+    ref = duf_downsample(torch.from_numpy(img.transpose(2, 0, 1)).double()[None], 13, 4)[0].numpy()
+    assert np.abs(out - np.clip(ref.transpose(1, 2, 0), 0, 255)).max() <= 0.5 + 1e-6
+    kernel = gaussian_kernel_1d(13, 1.6)
+    assert kernel.sum() == pytest.approx(1.0) and np.argmax(kernel) == 6
+
+
+def test_degradation_rejects_bad_arguments():
+    img = random_img(8, 8)
+    for bad in (1, 5, 2.0, True, '4'):
+        with pytest.raises(ValueError, match='scale'):
+            bi_downsample(img, bad)
+        with pytest.raises(ValueError, match='scale'):
+            bd_downsample(img, bad)
+    with pytest.raises(ValueError, match='mode'):
+        downsample(img, 4, 'BN')
+    with pytest.raises(ValueError, match='uint8'):
+        bi_downsample(img.astype(np.float32), 2)
+    assert np.array_equal(downsample(img, 2, 'bd'), bd_downsample(img, 2))
+
+
+# -------------------------------------------------------------------------------------------------- demo clips
+DEMO_ARGS = ['--size', '64', '--frames-train', '4', '--frames-test', '3', '--clips-train', '6', '--clips-test', '4']
+
+
+def read_meta(path):
+    with open(path) as f:
+        return [line.split() for line in f if line.strip()]
+
+
+@pytest.fixture(scope='module')
+def demo_roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp('demo')
+    roots = {}
+    for name, seed in (('a', 5), ('b', 5), ('c', 6)):
+        roots[name] = str(base / name)
+        extra = ['--lmdb'] if name == 'a' else []
+        demo.main(['--root', roots[name], '--seed', str(seed)] + DEMO_ARGS + extra)
+    return roots
+
+
+def test_demo_layout_counts_and_sizes(demo_roots):
+    root = demo_roots['a']
+    for split, clips, frames in (('train', 6, 4), ('test', 4, 3)):
+        meta = read_meta(osp.join(root, f'meta_info_demo_{split}.txt'))
+        assert len(meta) == clips
+        assert sorted(os.listdir(osp.join(root, split, 'GT'))) == [m[0] for m in meta]
+        for clip, num, shape in meta:
+            assert int(num) == frames and shape == '(64,64,3)'
+            for sub, side in (('GT', 64), ('BIx4', 16)):
+                names = sorted(os.listdir(osp.join(root, split, sub, clip)))
+                assert names == [f'{i:08d}.png' for i in range(frames)]
+                for name in names:
+                    assert cv2.imread(osp.join(root, split, sub, clip, name)).shape == (side, side, 3)
+
+
+def test_demo_lr_is_bi_downsample_of_gt(demo_roots):
+    root = demo_roots['a']
+    for clip in ('astronaut_000', 'astronaut_001', 'retina_000'):
+        for i in range(4):
+            gt = cv2.imread(osp.join(root, 'train', 'GT', clip, f'{i:08d}.png'))
+            lr = cv2.imread(osp.join(root, 'train', 'BIx4', clip, f'{i:08d}.png'))
+            assert np.array_equal(lr, bi_downsample(gt, 4))
+
+
+def test_demo_is_deterministic_per_seed(demo_roots):
+    a, b, c = (tree_digests(osp.join(demo_roots[k], 'train')) for k in 'abc')
+    assert a == b
+    assert a.keys() == c.keys()
+    assert all(a[k] != c[k] for k in a if '/GT/' in f'/{k}')
+
+
+def test_demo_train_and_test_photos_disjoint(demo_roots):
+    assert not set(demo.TRAIN_PHOTOS) & set(demo.TEST_PHOTOS)
+    photos = {}
+    for split in ('train', 'test'):
+        meta = read_meta(osp.join(demo_roots['a'], f'meta_info_demo_{split}.txt'))
+        photos[split] = {clip.rsplit('_', 1)[0] for clip, _, _ in meta}
+    assert photos['train'] <= set(demo.TRAIN_PHOTOS) and photos['test'] <= set(demo.TEST_PHOTOS)
+    assert len(photos['train']) == 5 and len(photos['test']) == 3  # round-robin uses every photo
+
+
+def test_demo_frames_move_by_small_subpixel_steps(demo_roots):
+    root = demo_roots['a']
+    for clip in sorted(os.listdir(osp.join(root, 'train', 'GT'))):
+        paths = [osp.join(root, 'train', 'GT', clip, f'{i:08d}.png') for i in range(4)]
+        frames = [cv2.imread(p, cv2.IMREAD_GRAYSCALE).astype(np.float64) for p in paths]
+        for prev, cur in zip(frames, frames[1:]):
+            assert not np.array_equal(prev, cur)
+            assert np.corrcoef(prev.ravel(), cur.ravel())[0, 1] > 0.5
+            (dx, dy), _ = cv2.phaseCorrelate(prev, cur)
+            assert math.hypot(dx, dy) < 4
+
+
+def test_demo_trajectories_stay_inside_photo_and_never_upscale():
+    size = 160
+    for name, roi in demo.TRAIN_PHOTOS.items():
+        photo = demo.load_photo(name)
+        x0, y0, x1, y1 = demo._roi(photo, roi)
+        for seed in range(5):
+            rng = np.random.default_rng(seed)
+            traj = None
+            while traj is None:
+                traj = demo.sample_trajectory(rng, 20, size, (x0, y0, x1, y1))
+            centre, scale, angle = traj
+            assert np.all(scale >= 1.0 - 1e-12) and np.all(scale <= demo.MAX_ZOOM_OUT * 1.1)
+            half = (size - 1) / 2
+            for (cx, cy), s, a in zip(centre, scale, angle):
+                for u, v in ((-half, -half), (half, -half), (-half, half), (half, half)):
+                    x = cx + s * (math.cos(a) * u - math.sin(a) * v)
+                    y = cy + s * (math.sin(a) * u + math.cos(a) * v)
+                    assert x0 <= x <= x1 - 1 and y0 <= y <= y1 - 1
+
+
+def test_demo_lmdb_keys(demo_roots):
+    env = lmdb.open(osp.join(demo_roots['a'], 'train_BIx4.lmdb'), readonly=True, lock=False)
+    with env.begin() as txn:
+        keys = sorted(k.decode() for k, _ in txn.cursor())
+    env.close()
+    meta = read_meta(osp.join(demo_roots['a'], 'meta_info_demo_train.txt'))
+    assert keys == sorted(f'{clip}/{i:08d}' for clip, num, _ in meta for i in range(int(num)))
+
+
+def test_demo_refuses_existing_then_skip_and_overwrite(demo_roots, tmp_path, capsys):
+    root = str(tmp_path / 'demo')
+    shutil.copytree(demo_roots['b'], root)
+    before = tree_digests(root)
+    with pytest.raises(SystemExit) as exc:
+        demo.main(['--root', root, '--seed', '9'] + DEMO_ARGS)
+    assert exc.value.code not in (0, None) and 'overwrite' in str(exc.value.code)
+    demo.main(['--root', root, '--seed', '9', '--skip-existing'] + DEMO_ARGS)
+    assert 'skipped' in capsys.readouterr().out
+    assert tree_digests(root) == before
+    # a set made with other options is not "complete": --skip-existing must not accept it
+    with pytest.raises(SystemExit):
+        demo.main(['--root', root, '--skip-existing'] + DEMO_ARGS[:-1] + ['2'])
+    demo.main(['--root', root, '--seed', '6', '--overwrite'] + DEMO_ARGS)
+    assert tree_digests(root) == tree_digests(demo_roots['c'])
+
+
+def test_demo_rejects_bad_size(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        demo.main(['--root', str(tmp_path / 'x'), '--size', '62'])
+    with pytest.raises(SystemExit):  # larger than every test photo allows
+        demo.main(['--root', str(tmp_path / 'x'), '--size', '400'])
+    assert 'large enough' in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()
+
+
+# ------------------------------------------------------------------------------------------------- generate_lr
+@pytest.mark.parametrize('mode,scale', [('BI', 2), ('BD', 3), ('BI', 4)])
+def test_generate_lr_round_trip(tmp_path, mode, scale):
+    gt = write_tree(str(tmp_path / 'GT'), {'calendar': 2, 'walk': 3}, h=24, w=18)
+    out = str(tmp_path / f'{mode}x{scale}')
+    assert gen_lr.generate_lr(str(tmp_path / 'GT'), out, mode, scale, progress=False) == 5
+    assert sorted(tree_digests(out)) == sorted(gt)
+    for rel, img in gt.items():
+        assert np.array_equal(cv2.imread(osp.join(out, rel)), downsample(img, scale, mode))
+
+
+def test_generate_lr_flat_folder_and_refusals(tmp_path):
+    flat = tmp_path / 'flat'
+    flat.mkdir()
+    img = random_img(16, 16)
+    cv2.imwrite(str(flat / 'a.jpg'), img)
+    (flat / 'seq' / '0001').mkdir(parents=True)  # deeper trees (Vimeo-90K) are mirrored too
+    cv2.imwrite(str(flat / 'seq' / '0001' / 'im1.png'), img)
+    out = str(tmp_path / 'out')
+    gen_lr.generate_lr(str(flat), out, 'BD', 4, progress=False)
+    assert cv2.imread(osp.join(out, 'a.png')).shape == (4, 4, 3)
+    assert np.array_equal(cv2.imread(osp.join(out, 'seq', '0001', 'im1.png')), bd_downsample(img, 4))
+    with pytest.raises(ValueError, match='inside'):
+        gen_lr.generate_lr(str(flat), str(flat / 'LR'), 'BI', 4, progress=False)
+    with pytest.raises(FileExistsError, match='overwrite'):
+        gen_lr.generate_lr(str(flat), out, 'BD', 4, progress=False)
+    gen_lr.generate_lr(str(flat), out, 'BI', 2, overwrite=True, progress=False)
+    assert cv2.imread(osp.join(out, 'a.png')).shape == (8, 8, 3)
+    (flat / 'broken.png').write_bytes(b'not an image')
+    with pytest.raises(SystemExit) as exc:
+        gen_lr.main([str(flat), str(tmp_path / 'out2'), '--no-progress'])
+    assert 'broken.png' in str(exc.value.code)
+
+
+def test_generate_lr_cli_subprocess(tmp_path):
+    write_tree(str(tmp_path / 'GT'), {'city': 2}, h=8, w=8)
+    cmd = [sys.executable, osp.join(SCRIPTS, 'generate_lr.py'), str(tmp_path / 'GT'), str(tmp_path / 'LR')]
+    res = subprocess.run(cmd + ['--mode', 'bd', '--scale', '2'], capture_output=True, text=True, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert cv2.imread(str(tmp_path / 'LR' / 'city' / '00000001.png')).shape == (4, 4, 3)
+    res = subprocess.run(cmd + ['--scale', '5'], capture_output=True, text=True, cwd=str(tmp_path))
+    assert res.returncode != 0 and 'scale' in res.stderr
+
+
+# ------------------------------------------------------------------------------------------------- create_lmdb
+def read_lmdb(path):
+    env = lmdb.open(path, readonly=True, lock=False)
+    with env.begin() as txn:
+        items = {k.decode(): cv2.imdecode(np.frombuffer(v, np.uint8), cv2.IMREAD_UNCHANGED) for k, v in txn.cursor()}
+    env.close()
+    return items
+
+
+def test_folder_to_lmdb_contents_and_meta_info(tmp_path):
+    imgs = write_tree(str(tmp_path / 'GT'), {'calendar': 3, 'city': 2}, h=10, w=14)
+    lmdb_path, meta = str(tmp_path / 'gt.lmdb'), str(tmp_path / 'meta' / 'meta_info.txt')
+    keys = create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), lmdb_path, meta_info=meta)
+    stored = read_lmdb(lmdb_path)
+    assert sorted(keys) == sorted(stored) == sorted(rel[:-4] for rel in imgs)
+    for rel, img in imgs.items():
+        assert np.array_equal(stored[rel[:-4]], img)
+    with open(osp.join(lmdb_path, 'meta_info.txt')) as f:
+        assert f.read().splitlines() == [f'{rel} (10,14,3) 1' for rel in sorted(imgs)]
+    with open(meta) as f:
+        assert f.read().splitlines() == ['calendar 3 (10,14,3)', 'city 2 (10,14,3)']
+
+
+def test_folder_to_lmdb_refuses_then_overwrites(tmp_path):
+    write_tree(str(tmp_path / 'GT'), {'walk': 2})
+    lmdb_path = str(tmp_path / 'gt.lmdb')
+    create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), lmdb_path)
+    before = tree_digests(lmdb_path)
+    write_tree(str(tmp_path / 'GT'), {'walk': 3})
+    with pytest.raises(FileExistsError, match='overwrite'):
+        create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), lmdb_path)
+    with pytest.raises(SystemExit) as exc:
+        create_lmdb.main(['folder', str(tmp_path / 'GT'), lmdb_path])
+    assert 'overwrite' in str(exc.value.code)
+    assert tree_digests(lmdb_path) == before
+    create_lmdb.main(['folder', str(tmp_path / 'GT'), lmdb_path, '--overwrite'])
+    assert sorted(read_lmdb(lmdb_path)) == ['walk/00000000', 'walk/00000001', 'walk/00000002']
+    with pytest.raises(ValueError, match='.lmdb'):
+        create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), str(tmp_path / 'gt_db'))
+
+
+def test_vimeo90k_and_reds_modes(tmp_path):
+    seq = tmp_path / 'vimeo' / 'sequences'
+    for clip in ('00001/0001', '00002/0010'):
+        os.makedirs(seq / clip)
+        for i in range(1, 8):
+            cv2.imwrite(str(seq / clip / f'im{i}.png'), random_img(6, 10, seed=i))
+    (tmp_path / 'list.txt').write_text('00001/0001\n00002/0010\n')
+    keys = create_lmdb.vimeo90k_to_lmdb(str(tmp_path / 'vimeo'), str(tmp_path / 'v.lmdb'), str(tmp_path / 'list.txt'),
+                                        meta_info=str(tmp_path / 'vmeta.txt'))
+    assert len(keys) == 14 and '00002/0010/im7' in read_lmdb(str(tmp_path / 'v.lmdb'))
+    assert (tmp_path / 'vmeta.txt').read_text().splitlines() == ['00001/0001 7 (6,10,3)', '00002/0010 7 (6,10,3)']
+    create_lmdb.main(['vimeo90k', str(seq), str(tmp_path / 'v4.lmdb'), '--list-file', str(tmp_path / 'list.txt'),
+                      '--center-only'])
+    assert sorted(read_lmdb(str(tmp_path / 'v4.lmdb'))) == ['00001/0001/im4', '00002/0010/im4']
+
+    reds = tmp_path / 'REDS'
+    write_tree(str(reds / 'train_sharp'), {'000': 2, '011': 1}, h=8, w=8)
+    write_tree(str(reds / 'train_sharp_bicubic' / 'X4'), {'000': 2, '011': 1}, h=2, w=2)
+    create_lmdb.main(['reds', str(reds)])
+    assert sorted(read_lmdb(str(reds / 'train_sharp.lmdb'))) == ['000/00000000', '000/00000001', '011/00000000']
+    assert read_lmdb(str(reds / 'train_sharp_bicubic.lmdb'))['011/00000000'].shape == (2, 2, 3)

@@ -1,0 +1,191 @@
+"""The paper's compact students (VSRNet, VESPCN, FastDVDnetSR): interface, F^SR tap, gradients and sanity checks."""
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import stdsr  # noqa: F401  (patches torchvision, registers the archs)
+from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY
+from stdsr.archs.fastdvdnet_arch import FastDVDnetSR
+from stdsr.archs.vespcn_arch import VESPCN
+from stdsr.archs.vsrnet_arch import VSRNet
+
+ARCHS = [VSRNet, VESPCN, FastDVDnetSR]
+FRAMES = [3, 5, 7]
+# documented in docs/students.md; a change of the defaults must update the docs too
+DEFAULT_PARAMS = {'VSRNet': 274051, 'VESPCN': 267867, 'FastDVDnetSR': 373786}
+DEFAULT_FSR_CH = {'VSRNet': 32, 'VESPCN': 16, 'FastDVDnetSR': 16}
+
+
+def _clip(b=2, t=5, h=16, w=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, t, 3, h, w, generator=g)
+
+
+def _net(cls, **kwargs):
+    torch.manual_seed(0)
+    return cls(**kwargs).eval()
+
+
+def test_registry_names_resolve_and_build():
+    for cls in ARCHS:
+        assert ARCH_REGISTRY.get(cls.__name__) is cls
+        net = build_network({'type': cls.__name__, 'num_frame': 3})
+        assert isinstance(net, cls) and net.num_frame == 3
+
+
+@pytest.mark.parametrize('num_frame', FRAMES)
+@pytest.mark.parametrize('cls', ARCHS)
+def test_x4_shape_and_fsr_tap(cls, num_frame):
+    net = _net(cls, num_frame=num_frame)
+    assert net.FSR_TAP == cls.FSR_TAP == 'conv_hr'
+    assert net.fsr_channels == DEFAULT_FSR_CH[cls.__name__]
+    seen = []
+    handle = net.get_submodule(cls.FSR_TAP).register_forward_hook(lambda m, i, o: seen.append(o))
+    x = _clip(t=num_frame)
+    with torch.no_grad():
+        out = net(x)
+        net(x)
+    handle.remove()
+    assert out.shape == (2, 3, 64, 64)
+    assert len(seen) == 2  # recorded on every call, once per call
+    assert seen[0].shape == (2, net.fsr_channels, 64, 64)
+    # the tap is exactly the HR map the RGB output conv reads
+    with torch.no_grad():
+        rebuilt = net.conv_last(torch.relu(seen[0]))
+        if net.residual:
+            rebuilt = rebuilt + F.interpolate(x[:, num_frame // 2], scale_factor=4, mode='bicubic', align_corners=False)
+    torch.testing.assert_close(rebuilt, out)
+
+
+def test_vsrnet_fusion_variants_tap_channels():
+    x = _clip(t=5)
+    for fusion, ch in [('A', 32), ('B', 32), ('C', 5 * 32)]:
+        net = _net(VSRNet, fusion=fusion)
+        seen = []
+        net.get_submodule(VSRNet.FSR_TAP).register_forward_hook(lambda m, i, o: seen.append(o))
+        with torch.no_grad():
+            out = net(x)
+        assert out.shape == (2, 3, 64, 64) and net.fsr_channels == ch
+        assert len(seen) == 1 and seen[0].shape == (2, ch, 64, 64)
+    with pytest.raises(ValueError, match='fusion'):
+        VSRNet(fusion='D')
+
+
+@pytest.mark.parametrize('num_frame', FRAMES)
+@pytest.mark.parametrize('cls', ARCHS)
+def test_gradients_reach_every_parameter(cls, num_frame):
+    net = _net(cls, num_frame=num_frame).train()
+    net(_clip(t=num_frame)).mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().max() > 0, name
+
+
+@pytest.mark.parametrize('num_frame', FRAMES)
+@pytest.mark.parametrize('cls', ARCHS)
+def test_every_frame_influences_output(cls, num_frame):
+    """A window member that never reaches the output would be silently wasted (e.g. a wrong triplet range)."""
+    net = _net(cls, num_frame=num_frame)
+    x = _clip(b=1, t=num_frame)
+    with torch.no_grad():
+        ref = net(x)
+        for t in range(num_frame):
+            y = x.clone()
+            y[:, t] = 1 - y[:, t]
+            assert (net(y) - ref).abs().max() > 1e-4, f'frame {t} has no effect'
+
+
+@pytest.mark.parametrize('cls,kwargs', [(VSRNet, {'residual': True}), (VESPCN, {'residual': True}),
+                                        (FastDVDnetSR, {})])
+def test_zeroed_branch_gives_bicubic_of_centre(cls, kwargs):
+    net = _net(cls, **kwargs)
+    with torch.no_grad():
+        net.conv_last.weight.zero_()
+        net.conv_last.bias.zero_()
+        x = _clip(t=5, h=12, w=10)
+        out = net(x)
+    bic = F.interpolate(x[:, 2], scale_factor=4, mode='bicubic', align_corners=False)
+    torch.testing.assert_close(out, bic)
+    # the frames differ, so a wrong "centre" would not pass
+    assert (F.interpolate(x[:, 1], scale_factor=4, mode='bicubic', align_corners=False) - bic).abs().max() > 0.1
+
+
+def test_residual_defaults_follow_papers():
+    assert not VSRNet().residual and not VESPCN().residual and FastDVDnetSR().residual
+
+
+@pytest.mark.parametrize('cls', ARCHS)
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_odd_sizes_and_scales(cls, scale):
+    """Padding (VESPCN's flow net, FastDVDnet's U-Net) must not leak into the output size."""
+    net = _net(cls, scale=scale)
+    with torch.no_grad():
+        out = net(_clip(b=1, t=5, h=9, w=7))
+    assert out.shape == (1, 3, 9 * scale, 7 * scale)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('cls', ARCHS)
+def test_bad_inputs_raise_value_error(cls):
+    net = _net(cls, num_frame=5)
+    with pytest.raises(ValueError, match='frames'):
+        net(_clip(t=3))
+    with pytest.raises(ValueError, match='channels'):
+        net(torch.rand(1, 5, 1, 8, 8))
+    with pytest.raises(ValueError, match='shape'):
+        net(torch.rand(1, 15, 8, 8))
+    with pytest.raises(ValueError, match='num_frame'):
+        cls(num_frame=4)
+    with pytest.raises(ValueError, match='scale'):
+        cls(scale=0)
+
+
+def test_unsupported_scales_raise_value_error():
+    with pytest.raises(ValueError, match='scale'):
+        FastDVDnetSR(scale=5)  # sub-pixel tail: 2^n or 3 only
+    with pytest.raises(ValueError, match='scale'):
+        VESPCN(scale=2.5)  # one sub-pixel step: integers only
+    assert _net(VSRNet, scale=1.5)(_clip(b=1, h=8, w=8)).shape == (1, 3, 12, 12)  # bicubic resizes anything
+
+
+@pytest.mark.parametrize('cls', ARCHS)
+def test_default_parameter_counts(cls):
+    n = sum(p.numel() for p in cls().parameters())
+    assert n == DEFAULT_PARAMS[cls.__name__]
+    assert n < 500_000  # compact, like the paper's students
+
+
+def test_vespcn_warps_a_known_shift_onto_the_centre():
+    """Pin the flow convention: a neighbour that is the centre moved right by one pixel must be warped back
+    exactly when the motion net outputs +1 px in x (tanh outputs are normalised, align_corners=True units)."""
+    h, w = 12, 16
+    net = _net(VESPCN, num_frame=3, keep_flows=True)
+    coarse_last, fine_last = net.motion_comp.coarse[-3], net.motion_comp.fine[-3]
+    with torch.no_grad():
+        for conv in (coarse_last, fine_last):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        coarse_last.bias[:16] = math.atanh(2 / (w - 1))  # channels 0..15 shuffle into flow x
+        center = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1))
+        nbr = torch.roll(center, shifts=1, dims=-1)  # nbr[..., x] = center[..., x - 1]
+        net(torch.stack([nbr, center, nbr], dim=1))
+    flows, warped = net.last_flows, net.last_warped
+    assert flows.shape == (1, 2, 2, h, w) and warped.shape == (1, 2, 3, h, w)
+    torch.testing.assert_close(flows[:, :, 0], torch.ones(1, 2, h, w))
+    torch.testing.assert_close(flows[:, :, 1], torch.zeros(1, 2, h, w))
+    for k in range(2):
+        torch.testing.assert_close(warped[0, k, :, :, :w - 1], center[0, :, :, :w - 1], atol=1e-5, rtol=0)
+
+
+def test_vespcn_flows_kept_only_on_request():
+    x = _clip(b=1, t=5)
+    net = _net(VESPCN)
+    net(x)
+    assert net.last_flows is None and net.last_warped is None
+    net = _net(VESPCN, keep_flows=True)
+    net(x)
+    assert net.last_flows.shape == (1, 4, 2, 16, 16) and net.last_flows.requires_grad
