@@ -3,7 +3,6 @@
 Prints and writes (``results/<name>/metrics.md``) the PSNR/SSIM table: per clip, and the average over
 clips as the VSR literature reports it. Runs on CPU or CUDA; only the student network is built.
 """
-import logging
 import os
 import sys
 import time
@@ -11,16 +10,16 @@ from os import path as osp
 
 import torch
 
-from stdsr import compat  # noqa: F401  (before basicsr)
-import stdsr  # noqa: F401,E402
-from basicsr.data import build_dataloader, build_dataset  # noqa: E402
-from basicsr.models import build_model  # noqa: E402
-from basicsr.utils import get_env_info, get_root_logger  # noqa: E402
-from basicsr.utils.misc import mkdir_and_rename  # noqa: E402
-from basicsr.utils.options import dict2str  # noqa: E402
+import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.models import build_model
+from basicsr.utils import get_env_info
+from basicsr.utils.misc import mkdir_and_rename
+from basicsr.utils.options import dict2str
 
-from stdsr.utils.dist import init_dist_from_options  # noqa: E402
-from stdsr.utils.options import parse_options  # noqa: E402
+from stdsr.utils.logger import add_log_file
+from stdsr.utils.dist import init_dist_from_options
+from stdsr.utils.options import parse_options
 
 
 def format_results_table(results):
@@ -50,12 +49,8 @@ def test_pipeline(argv=None, root_path=None):
     if opt['rank'] == 0:
         mkdir_and_rename(opt['path']['results_root'])
         os.makedirs(opt['path']['visualization'], exist_ok=True)
-    logger = get_root_logger()
-    if opt['rank'] == 0:
-        handler = logging.FileHandler(
-            osp.join(opt['path']['log'], f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log"))
-        handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
-        logger.addHandler(handler)
+    log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log")
+    logger = add_log_file(log_file if opt['rank'] == 0 else None)
     logger.info(get_env_info())
     logger.info(dict2str(opt))
     model = build_model(opt)

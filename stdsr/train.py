@@ -7,7 +7,6 @@ Differences from ``basicsr.train`` (all because it assumes CUDA or loses work):
 - checkpoints are written atomically, and the RNG state is restored on resume.
 """
 import datetime
-import logging
 import math
 import os
 import sys
@@ -16,46 +15,20 @@ from os import path as osp
 
 import torch
 
-from stdsr import compat  # noqa: F401  (before basicsr)
-import stdsr  # noqa: F401,E402  (registers archs, datasets, losses, models)
-from basicsr.data import build_dataloader, build_dataset  # noqa: E402
-from basicsr.data.data_sampler import EnlargedSampler  # noqa: E402
-from basicsr.data.prefetch_dataloader import CPUPrefetcher  # noqa: E402
-from basicsr.models import build_model  # noqa: E402
-from basicsr.utils import AvgTimer, MessageLogger, get_env_info, get_root_logger, set_random_seed  # noqa: E402
-from basicsr.utils.misc import mkdir_and_rename  # noqa: E402
-from basicsr.utils.options import copy_opt_file, dict2str  # noqa: E402
+import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.data.data_sampler import EnlargedSampler
+from basicsr.data.prefetch_dataloader import CPUPrefetcher
+from basicsr.models import build_model
+from basicsr.utils import AvgTimer, MessageLogger, get_env_info, get_root_logger, set_random_seed
+from basicsr.utils.misc import mkdir_and_rename
+from basicsr.utils.options import copy_opt_file, dict2str
 
-from stdsr.models.clip_vsr_model import restore_rng_state  # noqa: E402
-from stdsr.utils.checkpoint import latest_training_state, load_training_state  # noqa: E402
-from stdsr.utils.dist import barrier, get_dist_info, init_dist_from_options, resolve_device  # noqa: E402
-from stdsr.utils.options import parse_options  # noqa: E402
-
-
-def add_log_file(log_file):
-    """Attach a file handler to BasicSR's root logger even if it was created earlier without one."""
-    logger = get_root_logger()
-    if get_dist_info()[0] == 0:
-        logger.setLevel(logging.INFO)
-    if log_file and not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
-        handler = logging.FileHandler(log_file, 'a')
-        handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
-        logger.addHandler(handler)
-    return logger
-
-
-def init_tb_logger(opt):
-    if not opt['logger'].get('use_tb_logger') or 'debug' in opt['name'] or opt['rank'] != 0:
-        opt['logger']['use_tb_logger'] = opt['logger'].get('use_tb_logger') and opt['rank'] == 0 and \
-            'debug' not in opt['name']
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        get_root_logger().warning('tensorboard is not installed: logging to the text log only')
-        opt['logger']['use_tb_logger'] = False
-        return None
-    return SummaryWriter(log_dir=osp.join(opt['path']['experiments_root'], 'tb_logger'))
+from stdsr.models.clip_vsr_model import restore_rng_state
+from stdsr.utils.checkpoint import latest_training_state, load_training_state
+from stdsr.utils.dist import barrier, init_dist_from_options, resolve_device
+from stdsr.utils.logger import add_log_file, init_tb_logger
+from stdsr.utils.options import parse_options
 
 
 def find_resume_state(opt):
@@ -84,7 +57,9 @@ def point_networks_at_resume(opt, resume_iter):
             opt['path'][f'strict_load_{suffix}'] = True
 
 
-def build_train_val_loaders(opt, logger):
+def build_train_val_loaders(opt):
+    """Loaders, sampler, epochs, iterations and the summary lines to log once the log file exists."""
+    notes = []
     train_loader = train_sampler = None
     val_loaders = []
     for phase, dataset_opt in opt['datasets'].items():
@@ -101,14 +76,14 @@ def build_train_val_loaders(opt, logger):
             iters_per_epoch = len(train_loader)
             total_iters = int(opt['train']['total_iter'])
             total_epochs = math.ceil(total_iters / iters_per_epoch)
-            logger.info(f'Training statistics: clips {len(train_set)}, enlarge ratio {ratio}, batch per process '
+            notes.append(f'Training statistics: clips {len(train_set)}, enlarge ratio {ratio}, batch per process '
                         f"{dataset_opt['batch_size_per_gpu']}, world size {opt['world_size']}, "
                         f'iters per epoch {iters_per_epoch}, total epochs {total_epochs}, total iters {total_iters}.')
         elif phase.split('_')[0] == 'val':
             val_set = build_dataset(dataset_opt)
             val_loaders.append(build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist']))
-            logger.info(f"Number of val clips in {dataset_opt['name']}: {len(val_set)}")
-    return train_loader, train_sampler, val_loaders, total_epochs, total_iters
+            notes.append(f"Number of val clips in {dataset_opt['name']}: {len(val_set)}")
+    return train_loader, train_sampler, val_loaders, total_epochs, total_iters, notes
 
 
 def train_pipeline(argv=None, root_path=None):
@@ -119,9 +94,8 @@ def train_pipeline(argv=None, root_path=None):
     set_random_seed(seed + opt['rank'])
 
     resume_state = find_resume_state(opt)
-    logger = get_root_logger()  # console only until the experiment folder exists
     # datasets first: bad data fails here, before any folder is created or renamed
-    train_loader, train_sampler, val_loaders, total_epochs, total_iters = build_train_val_loaders(opt, logger)
+    train_loader, train_sampler, val_loaders, total_epochs, total_iters, notes = build_train_val_loaders(opt)
 
     if opt['rank'] == 0:
         if resume_state is None:
@@ -134,6 +108,10 @@ def train_pipeline(argv=None, root_path=None):
     logger = add_log_file(log_file if opt['rank'] == 0 else None)
     logger.info(get_env_info())
     logger.info(dict2str(opt))
+    backend = f", backend {opt['dist_backend']}" if opt['dist'] else ''
+    logger.info(f"Device {resolve_device(opt)}, world size {opt['world_size']}{backend}")
+    for note in notes:
+        logger.info(note)
     tb_logger = init_tb_logger(opt)
 
     if resume_state is not None:

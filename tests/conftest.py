@@ -1,6 +1,9 @@
 """Shared fixtures: tiny GT/LQ clip trees (folders, LMDBs and meta_info) written under tmp_path."""
 import os
+import subprocess
+import sys
 from os import path as osp
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -93,3 +96,23 @@ def clip_tools():
     return SimpleNamespace(coordinate_frame=coordinate_frame, box_downsample=box_downsample,
                            write_clip_tree=write_clip_tree, write_lmdb=write_lmdb,
                            write_video_meta_info=write_video_meta_info, make_clip_set=make_clip_set)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# End-to-end fixtures: a tiny demo data set and tiny-network option overrides for the train/test entry points.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='session')
+def tiny_demo_root(tmp_path_factory):
+    """A small demo set made by the project's own generator: 3 train clips x 8 frames, 2 test clips x 5, 64 px."""
+    root = tmp_path_factory.mktemp('demo') / 'demo'
+    subprocess.run([
+        sys.executable,
+        str(REPO_ROOT / 'scripts' / 'data_preparation' / 'make_demo_clips.py'), '--root',
+        str(root), '--size', '64', '--frames-train', '8', '--frames-test', '5', '--clips-train', '3', '--clips-test',
+        '2', '--lmdb'
+    ],
+                   check=True,
+                   capture_output=True)
+    return root

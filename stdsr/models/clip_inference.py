@@ -9,7 +9,6 @@ import inspect
 
 import torch
 
-from stdsr import compat  # noqa: F401  (before basicsr)
 from basicsr.utils.registry import ARCH_REGISTRY
 
 

@@ -6,14 +6,12 @@ the student. Only the student is saved: its checkpoints are ordinary BasicSR che
 hooks live in this training model alone, so inference code and time are those of the plain student.
 """
 import inspect
-from collections import OrderedDict
 from copy import deepcopy
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from stdsr import compat  # noqa: F401  (before basicsr)
 from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
@@ -26,7 +24,7 @@ from stdsr.utils.options import OptionError, check_keys
 
 DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses'}
 LAYER_KEYS = ('student_layer', 'teacher_layer')
-PROBE_SIZE = 32  # LR side of the start-up probe; small, and a multiple of what U-Nets and SpyNet need
+PROBE_SIZE = 64  # LR side of the start-up probe: small, yet large enough for SpyNet's 5-level pyramid
 
 
 class DistillTerm(nn.Module):

@@ -8,7 +8,6 @@ from os import path as osp
 
 import torch
 
-from stdsr import compat  # noqa: F401  (before basicsr)
 from basicsr.archs import build_network
 
 

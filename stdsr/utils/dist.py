@@ -9,7 +9,6 @@ import subprocess
 import torch
 import torch.distributed as dist
 
-from stdsr import compat  # noqa: F401  (before basicsr)
 from basicsr.utils.dist_util import get_dist_info  # noqa: F401  (re-exported: rank/world size, 0/1 when single)
 
 

@@ -9,14 +9,23 @@ import argparse
 import difflib
 import inspect
 import os
+import re
 from collections import OrderedDict
 from os import path as osp
 
 import torch
 import yaml
 
-from stdsr import compat  # noqa: F401  (before basicsr)
 from basicsr.utils.options import ordered_yaml
+
+
+class OptionLoader(ordered_yaml()[0]):
+    """BasicSR's ordered loader, plus YAML 1.2 floats: plain ``1e-8`` is a number, not the string '1e-8'."""
+
+
+OptionLoader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r'^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$'), list('-+0123456789.'))
 
 
 class OptionError(ValueError):
@@ -112,7 +121,6 @@ def scheduler_class(name):
 
 def validate_options(opt, is_train, source=''):
     """Reject unknown or impossible options before anything is built or written."""
-    import stdsr  # noqa: F401  (registers archs, datasets, losses, models)
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
     src = f'{source}: ' if source else ''
@@ -180,7 +188,7 @@ def load_yaml(path):
         raise OptionError(f'option file not found: {path}')
     with open(path, 'r') as f:
         try:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
+            opt = yaml.load(f, Loader=OptionLoader)
         except yaml.YAMLError as err:
             raise OptionError(f'{path}: not valid YAML: {err}') from None
     if not isinstance(opt, dict):
@@ -202,7 +210,7 @@ def apply_force_yml(opt, entries):
             node = node[key]
         if not isinstance(node, dict):
             raise OptionError(f"--force_yml '{entry}': '{':'.join(keys[:-1])}' is not a mapping")
-        node[keys[-1]] = yaml.safe_load(value.strip()) if value.strip() else None
+        node[keys[-1]] = yaml.load(value.strip(), Loader=OptionLoader) if value.strip() else None
     return opt
 
 

@@ -1,0 +1,59 @@
+"""Helpers for end-to-end tests of the entry points: tiny networks and runs on the tiny demo set."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_OPTIONS = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo'
+
+
+def tiny_edvr_overrides(net_key='network_g', num_feat=8):
+    """--force_yml entries that shrink an EDVR to a few thousand parameters."""
+    return [
+        f'{net_key}:num_feat={num_feat}', f'{net_key}:deformable_groups=1', f'{net_key}:num_extract_block=1',
+        f'{net_key}:num_reconstruct_block=1'
+    ]
+
+
+def tiny_run_overrides(demo_root, work_dir, total_iter, name):
+    """--force_yml entries for a fast run on the tiny demo set, writing under ``work_dir``."""
+    return [
+        f'name={name}', f'path:experiments_root={work_dir}/experiments/{name}', f'train:total_iter={total_iter}',
+        f'train:scheduler:periods=[{total_iter}]', f'datasets:train:dataroot_gt={demo_root}/train/GT',
+        f'datasets:train:dataroot_lq={demo_root}/train/BIx4',
+        f'datasets:train:meta_info_file={demo_root}/meta_info_demo_train.txt', 'datasets:train:gt_size=32',
+        'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_frame=3', 'datasets:train:dataset_enlarge_ratio=4',
+        f'datasets:val:dataroot_gt={demo_root}/test/GT', f'datasets:val:dataroot_lq={demo_root}/test/BIx4',
+        'logger:print_freq=1'
+    ]
+
+
+def run_module(module, args, cwd, nproc=None, timeout=300):
+    """Run ``python -m module args`` (or under torchrun with ``nproc`` processes); return the completed process."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1' if nproc else os.environ.get('OMP_NUM_THREADS',
+                                                                                                   '2'))
+    if nproc:
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '-m', module]
+        args = list(args) + ['--launcher', 'pytorch']
+    else:
+        cmd = [sys.executable, '-m', module]
+    proc = subprocess.run(cmd + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'{module} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
+    return proc
+
+
+def read_train_log(experiment_root):
+    """Text of every train log in an experiment folder, oldest first."""
+    logs = sorted(Path(experiment_root).glob('train_*.log'))
+    return '\n'.join(p.read_text() for p in logs)
+
+
+def logged_iters(log_text):
+    return [int(m.replace(',', '')) for m in re.findall(r'iter:\s*([\d,]+), lr', log_text)]
+
+
+def logged_losses(log_text, name):
+    return [float(v) for v in re.findall(rf'{name}: ([-+\d.e]+)', log_text)]

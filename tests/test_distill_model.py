@@ -1,0 +1,177 @@
+"""DistillVSRModel: teacher frozen, gradients where they belong, hooks only in training, ConvLSTM freezing."""
+import copy
+import re
+
+import pytest
+import torch
+
+import stdsr  # noqa: F401
+from basicsr.archs import build_network
+from basicsr.data import build_dataset
+from basicsr.models import build_model
+from basicsr.utils.registry import ARCH_REGISTRY
+from e2e_helpers import (DEMO_OPTIONS, logged_losses, read_train_log, run_module, tiny_edvr_overrides,
+                         tiny_run_overrides)
+from stdsr.models.teacher import TeacherCheckpointError
+from stdsr.utils.dist import init_dist_from_options
+from stdsr.utils.feature_hooks import UnknownModulePathError
+from stdsr.utils.options import OptionError, parse_options
+
+STD_OPT = str(DEMO_OPTIONS / 'train_EDVRS_STD_demo.yml')
+BASELINE_OPT = str(DEMO_OPTIONS / 'train_EDVRS_baseline_demo.yml')
+
+
+@ARCH_REGISTRY.register()
+class TinyRecurrentVSRForTest(torch.nn.Module):
+    """A BasicVSR-shaped recurrent net small enough for tests: one hidden state carried forward, conv_hr per frame."""
+
+    def __init__(self, num_feat=8):
+        super().__init__()
+        self.num_feat = num_feat
+        self.fuse = torch.nn.Conv2d(3 + num_feat, num_feat, 3, 1, 1)
+        self.up = torch.nn.Sequential(torch.nn.Conv2d(num_feat, 3 * 16, 3, 1, 1), torch.nn.PixelShuffle(4))
+        self.conv_hr = torch.nn.Conv2d(3, 16, 3, 1, 1)
+        self.conv_last = torch.nn.Conv2d(16, 3, 3, 1, 1)
+
+    def forward(self, x):
+        b, n, _, h, w = x.shape
+        state = x.new_zeros(b, self.num_feat, h, w)
+        outs = []
+        for i in range(n):
+            state = torch.relu(self.fuse(torch.cat([x[:, i], state], 1)))
+            outs.append(self.conv_last(torch.relu(self.conv_hr(self.up(state)))))
+        return torch.stack(outs, 1)
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory):
+    """A tiny EDVR teacher (random weights) saved in BasicSR's checkpoint format."""
+    torch.manual_seed(0)
+    net = build_network(tiny_teacher_opt())
+    path = tmp_path_factory.mktemp('teacher') / 'net_t.pth'
+    torch.save({'params': net.state_dict()}, path)
+    return path
+
+
+def tiny_teacher_opt():
+    return dict(type='EDVR', num_feat=8, num_frame=5, deformable_groups=1, num_extract_block=1,
+                num_reconstruct_block=2, with_tsa=True)
+
+
+def std_force(demo_root, work, teacher, total_iter=3, name='std'):
+    return tiny_run_overrides(demo_root, work, total_iter, name) + tiny_edvr_overrides('network_g', 4) + [
+        f'network_t:{k}={v}' for k, v in tiny_teacher_opt().items() if k != 'type'
+    ] + [f'path:pretrain_network_t={teacher}', 'val:val_freq=1000', 'logger:save_checkpoint_freq=1000']
+
+
+def build_std_model(demo_root, work, teacher, extra=()):
+    opt, _ = parse_options(['-opt', STD_OPT, '--force_yml', *std_force(demo_root, work, teacher), *extra],
+                           is_train=True, root_path=str(work))
+    init_dist_from_options(opt, 'none')
+    torch.manual_seed(0)
+    model = build_model(opt)
+    batch = next(iter(torch.utils.data.DataLoader(build_dataset(opt['datasets']['train']), batch_size=2)))
+    return model, batch
+
+
+def test_gradients_reach_student_and_convlstm_never_teacher(tiny_demo_root, tmp_path, teacher_ckpt):
+    model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt)
+    teacher_before = copy.deepcopy(model.net_t.state_dict())
+    for it in range(1, 4):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+    assert not model.net_t.training
+    assert all(not p.requires_grad and p.grad is None for p in model.net_t.parameters())
+    for key, value in model.net_t.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), f'teacher weight {key} changed'
+    assert all(p.grad is not None for p in model.net_g.parameters())
+    td = model.distill_terms['td'].loss
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in td.convlstm.parameters())
+    assert set(model.log_dict) >= {'l_pix', 'l_sd', 'l_td'}
+    assert all(v > 0 for k, v in model.log_dict.items() if k.startswith('l_'))
+    # the ConvLSTM is in the optimizer, in its own group
+    optimized = {id(p) for g in model.optimizer_g.param_groups for p in g['params']}
+    assert all(id(p) in optimized for p in td.parameters())
+    assert not any(id(p) in optimized for p in model.net_t.parameters())
+
+
+def test_convlstm_freezes_below_threshold_and_stays_frozen_on_resume(tiny_demo_root, tmp_path, teacher_ckpt):
+    force = ['distill:losses:td:freeze_threshold=1e9']  # any loss value is below it
+    model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, force)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    td = model.distill_terms['td'].loss
+    assert bool(td.frozen) and model.log_dict['td_frozen'] == 1.0
+    assert all(not p.requires_grad for p in td.parameters())
+    frozen_weights = copy.deepcopy(td.state_dict())
+    model.feed_data(batch)
+    model.optimize_parameters(2)
+    for key, value in td.state_dict().items():
+        assert torch.equal(value, frozen_weights[key]), f'frozen ConvLSTM weight {key} changed'
+    model.save_training_state(epoch=0, current_iter=2)
+    state = torch.load(tmp_path / 'experiments' / 'std' / 'training_states' / '2.state', weights_only=False)
+    fresh, _ = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt)  # default threshold: not frozen
+    assert not bool(fresh.distill_terms['td'].loss.frozen)
+    fresh.resume_training(state)
+    fresh_td = fresh.distill_terms['td'].loss
+    assert bool(fresh_td.frozen) and all(not p.requires_grad for p in fresh_td.parameters())
+    assert torch.equal(fresh_td.convlstm.conv.weight, td.convlstm.conv.weight)
+
+
+def test_bad_hook_path_lists_nearest_names(tiny_demo_root, tmp_path, teacher_ckpt):
+    with pytest.raises(UnknownModulePathError, match=r'conv_hrr.*conv_hr'):
+        build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, ['distill:student_layer=conv_hrr'])
+
+
+def test_unknown_distill_option_is_an_error(tiny_demo_root, tmp_path, teacher_ckpt):
+    with pytest.raises(OptionError, match=r'distill\.losses\.sd\.mapingg.*mapping'):
+        build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, ['distill:losses:sd:mapingg=sum_pow'])
+
+
+def test_teacher_checkpoint_mismatch_names_keys(tiny_demo_root, tmp_path, teacher_ckpt):
+    with pytest.raises(TeacherCheckpointError, match=r'shape mismatches: .*conv_first'):
+        build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, ['network_t:num_feat=12'])
+    with pytest.raises(TeacherCheckpointError, match=r'missing keys: fusion\.bias.*unexpected keys: fusion\.feat_fusion'):
+        build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, ['network_t:with_tsa=false'])
+    with pytest.raises(TeacherCheckpointError, match='pretrain_network_t'):
+        build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, [f'path:pretrain_network_t={tmp_path}/none.pth'])
+
+
+def test_recurrent_student_distils_from_sliding_teacher(tiny_demo_root, tmp_path, teacher_ckpt):
+    extra = [
+        'network_g={type: TinyRecurrentVSRForTest, num_feat: 4}', 'distill:losses:td:pool=4'
+    ]
+    model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, extra)
+    assert model.mode_g == 'recurrent' and model.mode_t == 'sliding'
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert model.output.shape == batch['gt'].shape
+    td = model.distill_terms['td'].loss
+    assert isinstance(td.adapter, torch.nn.Conv2d)  # student F^SR 16 ch -> teacher 64 ch
+    assert model.log_dict['l_sd'] > 0 and model.log_dict['l_td'] > 0
+
+
+def test_std_run_via_entry_point_saves_a_plain_student(tiny_demo_root, tmp_path, teacher_ckpt):
+    force = std_force(tiny_demo_root, tmp_path, teacher_ckpt, total_iter=10, name='std10')
+    run_module('stdsr.train', ['-opt', STD_OPT, '--force_yml', *force, 'val:val_freq=10'], cwd=tmp_path)
+    exp = tmp_path / 'experiments' / 'std10'
+    log = read_train_log(exp)
+    assert len(logged_losses(log, 'l_sd')) == 10 and len(logged_losses(log, 'l_td')) == 10
+    assert re.search(r'# psnr: [\d.]+', log)
+    saved = torch.load(exp / 'models' / 'net_g_latest.pth', weights_only=True)
+    assert set(saved) == {'params'}
+    # identical keys to the same student trained plainly: no teacher, hook or ConvLSTM state leaks in
+    opt, _ = parse_options(['-opt', BASELINE_OPT, '--force_yml', *tiny_edvr_overrides('network_g', 4)],
+                           is_train=True, root_path=str(tmp_path))
+    plain = build_network(opt['network_g'])
+    assert list(saved['params']) == list(plain.state_dict())
+    plain.load_state_dict(saved['params'], strict=True)
+    assert not list((exp / 'models').glob('net_t*'))
+
+
+def test_two_process_gloo_distillation(tiny_demo_root, tmp_path, teacher_ckpt):
+    force = std_force(tiny_demo_root, tmp_path, teacher_ckpt, total_iter=3, name='std_ddp')
+    run_module('stdsr.train', ['-opt', STD_OPT, '--force_yml', *force], cwd=tmp_path, nproc=2)
+    log = read_train_log(tmp_path / 'experiments' / 'std_ddp')
+    assert 'world size 2, backend gloo' in log
+    assert len(logged_losses(log, 'l_td')) == 3
