@@ -17,13 +17,13 @@ import torch
 
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
 from basicsr.data import build_dataloader, build_dataset
-from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.prefetch_dataloader import CPUPrefetcher
 from basicsr.models import build_model
-from basicsr.utils import AvgTimer, MessageLogger, get_env_info, get_root_logger, set_random_seed
+from basicsr.utils import AvgTimer, MessageLogger, get_env_info, set_random_seed
 from basicsr.utils.misc import mkdir_and_rename
 from basicsr.utils.options import copy_opt_file, dict2str
 
+from stdsr.data.resumable_sampler import ResumableSampler, SeededSampleDataset
 from stdsr.models.clip_vsr_model import restore_rng_state
 from stdsr.utils.checkpoint import latest_training_state, load_training_state
 from stdsr.utils.dist import barrier, init_dist_from_options, resolve_device
@@ -66,9 +66,9 @@ def build_train_val_loaders(opt):
         if phase == 'train':
             train_set = build_dataset(dataset_opt)
             ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
-            train_sampler = EnlargedSampler(train_set, opt['world_size'], opt['rank'], ratio)
+            train_sampler = ResumableSampler(train_set, opt['world_size'], opt['rank'], ratio, opt['manual_seed'])
             train_loader = build_dataloader(
-                train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=train_sampler,
+                SeededSampleDataset(train_set), dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=train_sampler,
                 seed=opt['manual_seed'])
             if len(train_loader) == 0:
                 raise ValueError(f"datasets.train: {len(train_set)} clips x enlarge ratio {ratio} give no full batch "
@@ -121,10 +121,13 @@ def train_pipeline(argv=None, root_path=None):
         model.resume_training(resume_state)
         logger.info(f"Resuming training from epoch {resume_state['epoch']}, iter {resume_state['iter']}.")
         start_epoch, current_iter = resume_state['epoch'], resume_state['iter']
+        batch_in_epoch = (resume_state.get('loop') or {}).get('batch_in_epoch', 0)
+        train_sampler.set_epoch(start_epoch)
+        train_sampler.skip(batch_in_epoch * train_loader.batch_size)
         if opt['world_size'] == 1 and 'rng' in resume_state:
             restore_rng_state(resume_state['rng'])
     else:
-        start_epoch, current_iter = 0, 0
+        start_epoch, current_iter, batch_in_epoch = 0, 0, 0
 
     msg_logger = MessageLogger(opt, current_iter, tb_logger)
     prefetcher = CPUPrefetcher(train_loader)
@@ -135,7 +138,9 @@ def train_pipeline(argv=None, root_path=None):
     save_freq = int(opt['logger'].get('save_checkpoint_freq', total_iters))
     epoch = start_epoch
     for epoch in range(start_epoch, total_epochs + 1):
-        train_sampler.set_epoch(epoch)
+        train_sampler.set_epoch(epoch)  # keeps a resume skip for the resumed epoch only
+        if epoch != start_epoch:
+            batch_in_epoch = 0
         prefetcher.reset()
         train_data = prefetcher.next()
         while train_data is not None:
@@ -143,6 +148,7 @@ def train_pipeline(argv=None, root_path=None):
             current_iter += 1
             if current_iter > total_iters:
                 break
+            batch_in_epoch += 1
             model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
             model.feed_data(train_data)
             model.optimize_parameters(current_iter)
@@ -156,7 +162,7 @@ def train_pipeline(argv=None, root_path=None):
                 msg_logger(log_vars)
             if current_iter % save_freq == 0:
                 logger.info('Saving models and training states.')
-                model.save(epoch, current_iter)
+                model.save(epoch, current_iter, loop_state={'batch_in_epoch': batch_in_epoch})
             if val_loaders and val_opt.get('val_freq') and current_iter % int(val_opt['val_freq']) == 0:
                 for val_loader in val_loaders:
                     model.validation(val_loader, current_iter, tb_logger, val_opt.get('save_img', False))

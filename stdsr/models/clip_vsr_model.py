@@ -24,7 +24,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from stdsr.models.clip_inference import run_clip, temporal_mode
-from stdsr.utils.checkpoint import atomic_torch_save
+from stdsr.utils.checkpoint import atomic_torch_save, prune_checkpoints
 from stdsr.utils.dist import all_gather_objects, get_dist_info, resolve_device
 from stdsr.utils.options import optimizer_class, scheduler_class
 
@@ -273,12 +273,16 @@ class ClipVSRModel(BaseModel):
         get_root_logger().info('\n'.join(lines))
 
     # ------------------------------------------------------------------------------------------ checkpoints
-    def save(self, epoch, current_iter):
+    def save(self, epoch, current_iter, loop_state=None):
+        """Student checkpoint and training state; then the oldest beyond ``logger.keep_last_checkpoints``."""
         if getattr(self, 'net_g_ema', None) is not None:
             self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, ['params', 'params_ema'])
         else:
             self.save_network(self.net_g, 'net_g', current_iter)
-        self.save_training_state(epoch, current_iter)
+        self.save_training_state(epoch, current_iter, loop_state)
+        keep = (self.opt.get('logger') or {}).get('keep_last_checkpoints')
+        if keep and current_iter != -1 and get_dist_info()[0] == 0:
+            prune_checkpoints(self.opt['path']['models'], self.opt['path']['training_states'], int(keep))
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
@@ -302,12 +306,13 @@ class ClipVSRModel(BaseModel):
         pass
 
     @master_only
-    def save_training_state(self, epoch, current_iter):
+    def save_training_state(self, epoch, current_iter, loop_state=None):
         if current_iter == -1:
             return
         state = {
             'epoch': epoch,
             'iter': current_iter,
+            'loop': loop_state or {},
             'optimizers': [o.state_dict() for o in self.optimizers],
             'schedulers': [s.state_dict() for s in self.schedulers],
             'extra': self.extra_training_state(),

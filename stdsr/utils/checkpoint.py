@@ -36,14 +36,14 @@ def atomic_torch_save(obj, path):
         raise
 
 
-_STATE_RE = re.compile(r'^(\d+)\.state$')
+_STATE_RE = re.compile(r'^(?P<iter>\d+)\.state$')
 
 
 def latest_training_state(states_dir):
     """Path of the highest-iteration ``<iter>.state`` in ``states_dir``, or None."""
     if not osp.isdir(states_dir):
         return None
-    iters = [int(m.group(1)) for m in map(_STATE_RE.match, os.listdir(states_dir)) if m]
+    iters = [int(m.group('iter')) for m in map(_STATE_RE.match, os.listdir(states_dir)) if m]
     return osp.join(states_dir, f'{max(iters)}.state') if iters else None
 
 
@@ -55,3 +55,27 @@ def load_training_state(path, device='cpu'):
         return torch.load(path, map_location=device, weights_only=False)
     except Exception as err:
         raise CheckpointError(f'could not read resume state {path}: {err}') from err
+
+
+_NET_RE = re.compile(r'^.+_(?P<iter>\d+)\.pth$')
+
+
+def _checkpoint_iter(name):
+    """Iteration of a ``<net>_<iter>.pth`` or ``<iter>.state`` file name, else None (e.g. ``*_latest.pth``)."""
+    m = _STATE_RE.match(name) or _NET_RE.match(name)
+    return int(m.group('iter')) if m else None
+
+
+def prune_checkpoints(models_dir, states_dir, keep):
+    """Delete all but the newest ``keep`` iterations of ``<net>_<iter>.pth`` and ``<iter>.state``.
+
+    Called only after a save succeeded, so the newest checkpoint always exists; ``*_latest.pth`` stays.
+    """
+    files = [(folder, name, _checkpoint_iter(name)) for folder in (models_dir, states_dir) if osp.isdir(folder)
+             for name in os.listdir(folder)]
+    iters = sorted({it for _, _, it in files if it is not None})
+    doomed = set(iters[:-keep]) if keep > 0 else set()
+    for folder, name, it in files:
+        if it in doomed:
+            os.remove(osp.join(folder, name))
+    return sorted(doomed)

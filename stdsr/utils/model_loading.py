@@ -1,0 +1,294 @@
+"""Build a trained VSR network for evaluation scripts: from an option file or a checkpoint + architecture options.
+
+Benchmark, inference and visualisation all need the same thing: the student (or teacher) network with its
+trained weights, in eval mode, with its temporal design (sliding window or recurrent) and its upscaling factor.
+Weights come from ``params_ema`` when the checkpoint has it (the EMA weights are the ones BasicSR evaluates),
+else ``params``, else the file is taken as a bare state_dict; the load is strict, and a mismatch lists the keys.
+A ``bicubic`` pseudo-model gives the interpolation baseline every VSR table starts with.
+"""
+import argparse
+import os
+from copy import deepcopy
+from dataclasses import dataclass, field
+from os import path as osp
+
+import torch
+from torch import nn as nn
+from torch.nn import functional as F
+
+from basicsr.archs import build_network
+from basicsr.utils.matlab_functions import imresize
+from stdsr.models.clip_inference import run_clip, temporal_mode
+from stdsr.models.teacher import TeacherCheckpointError, check_state_dict_fits
+from stdsr.utils.options import OptionError, load_yaml, validate_options
+
+PROBE_SIZE = 64  # LR side of the scale probe: small, yet enough for SpyNet-based recurrent networks
+BICUBIC_IMPLS = ('matlab', 'torch')
+
+
+class ModelLoadError(ValueError):
+    """A model cannot be built or loaded; the message names the option file, checkpoint or key at fault."""
+
+
+def resolve_device(name='auto'):
+    """'auto' -> CUDA when available, else CPU; asking for CUDA without it is an error, not a silent CPU run."""
+    if name in (None, 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ModelLoadError(f"device '{name}' requested but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+def synchronize(device):
+    """Wait for queued CUDA work, so wall-clock timings measure the computation and not the launch."""
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def count_parameters(net):
+    return int(sum(p.numel() for p in net.parameters()))
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference, with what the scripts report about it."""
+
+    label: str
+    net: nn.Module
+    mode: str  # 'sliding' | 'recurrent'
+    window: int = None  # sliding-window length, None for recurrent
+    device: torch.device = torch.device('cpu')
+    source: str = ''  # human-readable origin (option file / checkpoint and parameter key)
+    declared_scale: int = None  # 'scale' of the option file or network options, when there is one
+    net_opt: dict = field(default_factory=dict)
+    _probed_scale: int = None
+
+    @property
+    def num_params(self):
+        return count_parameters(self.net)
+
+    @property
+    def is_bicubic(self):
+        return isinstance(self.net, BicubicUpsampler)
+
+    @property
+    def fsr_tap(self):
+        """Module path of F^SR: the arch's ``FSR_TAP`` if it declares one, else EDVR/BasicVSR's ``conv_hr``."""
+        return getattr(self.net, 'FSR_TAP', 'conv_hr')
+
+    @torch.no_grad()
+    def infer(self, lq, chunk=None):
+        """SR of every frame of ``lq`` (B, N, 3, h, w) in [0, 1] -> (B, N, 3, H, W) on the model's device."""
+        return run_clip(self.net, lq.to(self.device), self.mode, self.window, chunk=chunk)
+
+    @property
+    def scale(self):
+        """Upscaling factor: declared in the options, else measured once on a small random clip."""
+        if self.declared_scale is not None:
+            return self.declared_scale
+        if self._probed_scale is None:
+            num = self.window or 2
+            lq = torch.rand(1, num, 3, PROBE_SIZE, PROBE_SIZE, device=self.device)
+            out = self.infer(lq)
+            ratio = out.shape[-1] / PROBE_SIZE
+            if ratio != int(ratio) or out.shape[-2] != PROBE_SIZE * ratio:
+                raise ModelLoadError(f"model '{self.label}' ({self.source}) maps {PROBE_SIZE}x{PROBE_SIZE} to "
+                                     f'{out.shape[-2]}x{out.shape[-1]}: not an integer upscaling')
+            self._probed_scale = int(ratio)
+        return self._probed_scale
+
+
+class BicubicUpsampler(nn.Module):
+    """The interpolation baseline as a frame-wise "network": (B, N, C, h, w) -> (B, N, C, h*s, w*s).
+
+    ``matlab``: BasicSR's ``imresize``, MATLAB's bicubic (a = -0.5, symmetric borders), the "Bicubic" rows of the
+    VSR tables; it runs on the CPU. ``torch``: ``F.interpolate(mode='bicubic', align_corners=False)`` (a = -0.75,
+    replicated borders), faster and on any device, but a few tenths of a dB away from MATLAB.
+    """
+
+    def __init__(self, scale, impl='matlab'):
+        super().__init__()
+        if impl not in BICUBIC_IMPLS:
+            raise ModelLoadError(f"bicubic implementation must be one of {BICUBIC_IMPLS}, got '{impl}'")
+        self.scale = int(scale)
+        self.impl = impl
+
+    def forward(self, x):
+        b, n, c, h, w = x.shape
+        flat = x.reshape(b * n, c, h, w)
+        if self.impl == 'torch':
+            out = F.interpolate(flat, scale_factor=self.scale, mode='bicubic', align_corners=False)
+        else:
+            out = torch.stack([imresize(frame, self.scale) for frame in flat.float().cpu()]).to(x.device)
+        return out.clamp_(0, 1).reshape(b, n, c, h * self.scale, w * self.scale)
+
+
+def bicubic_model(scale, impl='matlab', device='cpu', label='bicubic'):
+    return LoadedModel(label=label, net=BicubicUpsampler(scale, impl).to(device), mode='recurrent',
+                       device=torch.device(device), source=f'{impl} bicubic x{scale}', declared_scale=int(scale))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# checkpoints
+# ----------------------------------------------------------------------------------------------------------------------
+def read_weights(ckpt_path, param_key=None):
+    """(state_dict, key used) of a BasicSR checkpoint: ``param_key`` if given, else params_ema, else params, else
+    the file itself when it is a bare state_dict. ``module.`` prefixes of wrapped networks are dropped."""
+    if not osp.isfile(ckpt_path):
+        raise ModelLoadError(f'checkpoint not found: {ckpt_path}')
+    try:
+        ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+    except Exception as err:  # truncated file, pickle with objects, not a torch file at all
+        raise ModelLoadError(f'cannot read checkpoint {ckpt_path}: {err}') from err
+    if not isinstance(ckpt, dict):
+        raise ModelLoadError(f'checkpoint {ckpt_path} holds a {type(ckpt).__name__}, not a state_dict')
+    if param_key is not None:
+        if not isinstance(ckpt.get(param_key), dict):
+            raise ModelLoadError(f"checkpoint {ckpt_path} has no '{param_key}' weights (keys: {sorted(ckpt)[:10]})")
+        key = param_key
+    else:
+        key = next((k for k in ('params_ema', 'params') if isinstance(ckpt.get(k), dict)), None)
+    state = ckpt[key] if key is not None else ckpt
+    if not all(torch.is_tensor(v) for v in state.values()):
+        raise ModelLoadError(f"checkpoint {ckpt_path} is neither a BasicSR checkpoint ('params'/'params_ema') nor a "
+                             'state_dict of tensors')
+    return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}, (key or 'state_dict')
+
+
+def build_model(net_opt, ckpt_path, label, device='cpu', temporal=None, declared_scale=None, param_key=None,
+                source=''):
+    """Network from ``net_opt`` ({type, **kwargs}) with the weights of ``ckpt_path``, in eval mode on ``device``."""
+    device = torch.device(device)
+    try:
+        net = build_network(deepcopy(net_opt))
+    except Exception as err:
+        raise ModelLoadError(f"model '{label}': cannot build network {dict(net_opt)} ({source}): {err}") from err
+    state, key = read_weights(ckpt_path, param_key)
+    try:
+        check_state_dict_fits(net, state, f'checkpoint {ckpt_path} ({key})')
+    except TeacherCheckpointError as err:
+        raise ModelLoadError(f"model '{label}' ({net_opt['type']}): {err}") from None
+    net.load_state_dict(state, strict=True)
+    net.eval().requires_grad_(False).to(device)
+    opt = {'network_g': net_opt, 'temporal': {'network_g': temporal} if temporal else {}}
+    try:
+        mode, window = temporal_mode(opt, 'network_g')
+    except (KeyError, ValueError) as err:
+        raise ModelLoadError(f"model '{label}': {err}") from None
+    if declared_scale is None and isinstance(net_opt.get('scale'), int):
+        declared_scale = net_opt['scale']
+    return LoadedModel(label=label, net=net, mode=mode, window=window, device=device,
+                       source=f'{source}{", " if source else ""}{ckpt_path} [{key}]', declared_scale=declared_scale,
+                       net_opt=dict(net_opt))
+
+
+def default_checkpoint(opt, opt_path, root=None):
+    """The weights an option file points at: ``path.pretrain_network_g``, else the run's ``net_g_latest.pth``
+    (``path.experiments_root`` or ``<root>/experiments/<name>``, as the training entry point writes it)."""
+    paths = opt.get('path') or {}
+    if paths.get('pretrain_network_g'):
+        ckpt = osp.expanduser(paths['pretrain_network_g'])
+        if not osp.isfile(ckpt):
+            raise ModelLoadError(f"{opt_path}: option 'path.pretrain_network_g' names a missing checkpoint {ckpt}")
+        return ckpt
+    exp_root = paths.get('experiments_root') or osp.join(root or os.getcwd(), 'experiments', str(opt['name']))
+    ckpt = osp.join(osp.expanduser(exp_root), 'models', 'net_g_latest.pth')
+    if not osp.isfile(ckpt):
+        raise ModelLoadError(f"{opt_path}: no checkpoint: 'path.pretrain_network_g' is not set and the run's "
+                             f'{ckpt} does not exist (train it first, or pass --ckpt FILE.pth --arch-opt {opt_path})')
+    return ckpt
+
+
+def model_from_opt(opt_path, label=None, device='cpu', ckpt=None, root=None):
+    """``network_g`` of a train/test option file with its checkpoint (see :func:`default_checkpoint`)."""
+    opt = load_yaml(opt_path)
+    try:
+        validate_options(opt, is_train=False, source=opt_path)
+    except OptionError as err:
+        raise ModelLoadError(str(err)) from None
+    if 'network_g' not in opt:
+        raise ModelLoadError(f"{opt_path}: no 'network_g' section")
+    ckpt = ckpt or default_checkpoint(opt, opt_path, root)
+    param_key = (opt.get('path') or {}).get('param_key_g')
+    return build_model(opt['network_g'], ckpt, label or str(opt['name']), device,
+                       temporal=(opt.get('temporal') or {}).get('network_g'), declared_scale=opt.get('scale'),
+                       param_key=param_key, source=f'opt {opt_path}')
+
+
+def model_from_ckpt(ckpt_path, arch_opt_path, label=None, device='cpu'):
+    """A checkpoint with the network described by ``arch_opt_path``: a whole option file (its ``network_g``,
+    ``temporal`` and ``scale`` are used) or just the network section (``type: EDVR`` plus its arguments)."""
+    arch = load_yaml(arch_opt_path)
+    if 'network_g' in arch:
+        net_opt, temporal, scale = arch['network_g'], (arch.get('temporal') or {}).get('network_g'), arch.get('scale')
+    elif 'type' in arch:
+        net_opt, temporal, scale = arch, None, None
+    else:
+        raise ModelLoadError(f"{arch_opt_path}: expected a 'network_g' section or a network section with a 'type' key")
+    label = label or osp.splitext(osp.basename(ckpt_path))[0]
+    return build_model(net_opt, ckpt_path, label, device, temporal=temporal, declared_scale=scale,
+                       source=f'arch {arch_opt_path}')
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------------------------------
+def split_label(spec):
+    """``LABEL=PATH`` -> (LABEL, PATH); a bare PATH (or an existing file whose name holds '=') -> (None, PATH)."""
+    if '=' in spec and not osp.isfile(spec):
+        label, path = spec.split('=', 1)
+        if label and path:
+            return label, path
+    return None, spec
+
+
+class _AppendModelSpec(argparse.Action):
+    """Keeps ``--opt`` and ``--ckpt`` in one ordered list, so figures and tables follow the command line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        specs = list(getattr(namespace, self.dest, None) or [])
+        specs.append((self.const, values))
+        setattr(namespace, self.dest, specs)
+
+
+def add_model_arguments(parser, required=True):
+    group = parser.add_argument_group('models (in command-line order; LABEL= is optional)')
+    group.add_argument('--opt', dest='model_specs', action=_AppendModelSpec, const='opt', metavar='[LABEL=]FILE.yml',
+                       help='train/test option file: its network_g, with path.pretrain_network_g or the run\'s '
+                       'experiments/<name>/models/net_g_latest.pth')
+    group.add_argument('--ckpt', dest='model_specs', action=_AppendModelSpec, const='ckpt',
+                       metavar='[LABEL=]FILE.pth', help='checkpoint (params_ema if present, else params)')
+    group.add_argument('--arch-opt', action='append', default=[], metavar='FILE.yml',
+                       help='network options for --ckpt: one for all checkpoints, or one per --ckpt in order')
+    parser.set_defaults(model_specs=[])
+    parser.set_defaults(_models_required=required)
+    return group
+
+
+def models_from_args(args, device, root=None):
+    """Load every ``--opt`` / ``--ckpt`` model of ``args`` in command-line order; labels must be unique."""
+    specs = args.model_specs or []
+    ckpts = [value for kind, value in specs if kind == 'ckpt']
+    if ckpts and not args.arch_opt:
+        raise ModelLoadError('--ckpt needs --arch-opt FILE.yml describing the network')
+    if args.arch_opt and len(args.arch_opt) not in (1, len(ckpts)):
+        raise ModelLoadError(f'give one --arch-opt for all checkpoints or one per --ckpt; got {len(args.arch_opt)} '
+                             f'for {len(ckpts)} checkpoint(s)')
+    if getattr(args, '_models_required', True) and not specs:
+        raise ModelLoadError('no model given: pass --opt FILE.yml or --ckpt FILE.pth --arch-opt FILE.yml')
+    models, ckpt_index = [], 0
+    for kind, value in specs:
+        label, path = split_label(value)
+        if kind == 'opt':
+            models.append(model_from_opt(path, label, device, root=root))
+        else:
+            arch = args.arch_opt[0] if len(args.arch_opt) == 1 else args.arch_opt[ckpt_index]
+            ckpt_index += 1
+            models.append(model_from_ckpt(path, arch, label, device))
+    labels = [m.label for m in models]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ModelLoadError(f'model labels must be unique, got {duplicates} more than once; name them LABEL=FILE')
+    return models
+

@@ -1,0 +1,190 @@
+"""scripts/compare_distillation.py: equal-budget runs, evaluation, table/chart, resumability and refusals."""
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import stdsr  # noqa: F401
+from basicsr.archs import build_network
+from e2e_helpers import logged_iters
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / 'options' / 'train' / 'STD' / 'demo'
+BASELINE_OPT = str(DEMO / 'train_EDVRS_baseline_demo.yml')
+STD_OPT = str(DEMO / 'train_EDVRS_STD_demo.yml')
+TINY = {'num_feat': 8, 'deformable_groups': 1, 'num_extract_block': 1, 'num_reconstruct_block': 1}
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location('compare_distillation', REPO / 'scripts' / 'compare_distillation.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cd = load_script()
+
+
+def tiny_force(demo_root):
+    """Overrides for every run: tiny networks (the teacher ones are skipped for the plain baseline) and data."""
+    nets = [f'{net}:{k}={v}' for net in ('network_g', 'network_t') for k, v in TINY.items()]
+    return nets + [
+        f'datasets:train:dataroot_gt={demo_root}/train/GT', f'datasets:train:dataroot_lq={demo_root}/train/BIx4',
+        f'datasets:train:meta_info_file={demo_root}/meta_info_demo_train.txt', 'datasets:train:gt_size=32',
+        'datasets:train:batch_size_per_gpu=1', 'datasets:train:num_frame=3', 'datasets:train:dataset_enlarge_ratio=2',
+        f'datasets:val:dataroot_gt={demo_root}/test/GT', f'datasets:val:dataroot_lq={demo_root}/test/BIx4',
+        'logger:print_freq=1', 'logger:save_checkpoint_freq=1'
+    ]
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory):
+    """A tiny EDVR teacher with random weights, matching the demo network_t shrunk by TINY."""
+    torch.manual_seed(0)
+    opt = yaml.safe_load(Path(STD_OPT).read_text())['network_t']
+    opt.update(TINY)
+    path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
+    torch.save({'params': build_network(opt).state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def compared(tiny_demo_root, teacher_ckpt, tmp_path_factory):
+    """Baseline + STD, 2 iterations each, seed 0: the first invocation of the harness."""
+    work = tmp_path_factory.mktemp('compare') / 'work'
+    argv = ['--opts', BASELINE_OPT, STD_OPT, '--baseline', BASELINE_OPT, '--iters', '2', '--seeds', '0',
+            '--work-dir', str(work), '--teacher-ckpt', str(teacher_ckpt), '--force-yml', *tiny_force(tiny_demo_root)]
+    assert cd.main(argv) == 0
+    return work, argv
+
+
+def test_runs_train_with_the_budget_and_write_table_and_chart(compared):
+    work, _ = compared
+    runs = sorted(p.name for p in (work / 'runs').iterdir())
+    assert runs == ['EDVRS_STD_demo_seed0_iter2', 'EDVRS_baseline_demo_seed0_iter2']
+    for name in runs:
+        result = json.loads((work / 'runs' / name / 'result.json').read_text())
+        assert result['iters'] == 2 and result['seed'] == 0
+        assert 5 < result['metrics']['psnr'] < 60 and 0 < result['metrics']['ssim'] <= 1
+        log = next((work / 'runs' / name / 'train').glob('train_*.log')).read_text()
+        assert logged_iters(log) == [1, 2]
+        assert 'manual_seed: 0' in log
+    std_log = next((work / 'runs' / 'EDVRS_STD_demo_seed0_iter2' / 'train').glob('train_*.log')).read_text()
+    assert 'l_sd' in std_log and 'l_td' in std_log
+    table = (work / 'comparison.md').read_text()
+    assert '| EDVRS_baseline_demo | **baseline** | 0 |' in table
+    assert '| teacher | *teacher (reference)* |' in table
+    assert '| EDVRS_STD_demo |  | 0 |' in table
+    assert (work / 'comparison.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    data = json.loads((work / 'comparison.json').read_text())
+    base = data['runs'][0]['metrics']['psnr']
+    std_row = next(r for r in data['rows'] if r['label'] == 'EDVRS_STD_demo')
+    assert std_row['gain_psnr'][0] == pytest.approx(data['runs'][1]['metrics']['psnr'] - base)
+
+
+def test_second_invocation_reuses_finished_runs(compared, capsys):
+    work, argv = compared
+    results = sorted((work / 'runs').glob('*/result.json'))
+    stamps = {p: p.stat().st_mtime_ns for p in results}
+    headers = {p: p.read_text().count('=====') for p in (work / 'runs').glob('*/train_stdout.log')}
+    capsys.readouterr()
+    assert cd.main(argv) == 0
+    out = capsys.readouterr().out
+    assert '[compare] trained 0, reused 3, evaluated 0, failed 0' in out
+    assert {p: p.stat().st_mtime_ns for p in results} == stamps
+    assert {p: p.read_text().count('=====') for p in headers} == headers
+
+
+def test_interrupted_run_resumes(compared, capsys):
+    """A run with saved states but no result (killed before it finished) continues from its latest state."""
+    work, argv = compared
+    copy = work.parent / 'resumed'
+    shutil.copytree(work, copy)
+    run_dir = copy / 'runs' / 'EDVRS_baseline_demo_seed0_iter2'
+    (run_dir / 'result.json').unlink()
+    (run_dir / 'train_done.json').unlink()
+    argv = [a if a != str(work) else str(copy) for a in argv]
+    capsys.readouterr()
+    assert cd.main(argv) == 0
+    assert '[compare] trained 1, reused 2, evaluated 1, failed 0' in capsys.readouterr().out
+    assert 'Resuming training from epoch' in (run_dir / 'train_stdout.log').read_text()
+    assert (run_dir / 'result.json').is_file()
+
+
+def test_gap_closed_arithmetic():
+    results = [
+        {'label': 'base', 'seed': 0, 'metrics': {'psnr': 30.0, 'ssim': 0.80}},
+        {'label': 'base', 'seed': 1, 'metrics': {'psnr': 30.2, 'ssim': 0.82}},
+        {'label': 'std', 'seed': 0, 'metrics': {'psnr': 30.5, 'ssim': 0.81}},
+        {'label': 'std', 'seed': 1, 'metrics': {'psnr': 30.5, 'ssim': 0.83}},
+    ]
+    rows = cd.summarize(results, 'base', {'psnr': 31.1, 'ssim': 0.86})
+    base, std, teacher = rows
+    assert base['role'] == 'baseline' and teacher['role'] == 'teacher'
+    assert base['psnr'][0] == pytest.approx(30.1) and base['psnr'][1] == pytest.approx(0.1414214, rel=1e-5)
+    assert std['gain_psnr'][0] == pytest.approx(0.4) and std['gain_psnr'][1] == pytest.approx(0.1414214, rel=1e-5)
+    assert std['gap_psnr'] == pytest.approx(0.4 / 1.0)  # (30.5 - 30.1) / (31.1 - 30.1)
+    assert std['gap_ssim'] == pytest.approx(0.01 / 0.05)
+    assert base['gap_psnr'] == pytest.approx(0.0)
+    table = cd.format_table(rows)
+    assert '| std |  | 0, 1 | 30.500 | 0.8200 ± 0.0141 | +0.400 ± 0.141 | +0.0100 | 40.0% | 20.0% |' in table
+    # no gap when the teacher is not better than the baseline, nor without a teacher
+    assert cd.summarize(results, 'base', {'psnr': 30.0, 'ssim': 0.9})[1]['gap_psnr'] is None
+    assert cd.summarize(results, 'base')[1]['gap_psnr'] is None
+
+
+def test_schedule_is_stretched_to_the_budget():
+    opt = {'train': {'total_iter': 600000, 'scheduler': {'type': 'CosineAnnealingRestartLR',
+                                                         'periods': [50000, 100000, 150000, 150000, 150000]}}}
+    assert cd.schedule_overrides(opt, 6000) == ['train:scheduler:periods=[500, 1000, 1500, 1500, 1500]']
+    assert cd.schedule_overrides(opt, 600000) == []
+    multi = {'train': {'total_iter': 100, 'scheduler': {'type': 'MultiStepLR', 'milestones': [50, 75]}}}
+    assert cd.schedule_overrides(multi, 10) == ['train:scheduler:milestones=[5, 8]']
+
+
+def test_missing_option_file_is_refused(tmp_path, capsys):
+    assert cd.main(['--opts', BASELINE_OPT, str(tmp_path / 'nope.yml'), '--work-dir', str(tmp_path / 'w')]) == 1
+    assert f"option file(s) not found: {tmp_path / 'nope.yml'}" in capsys.readouterr().err
+    assert not (tmp_path / 'w').exists()
+
+
+def test_mismatched_data_is_refused_before_training(tiny_demo_root, teacher_ckpt, tmp_path, capsys):
+    other = tmp_path / 'other.yml'
+    text = Path(STD_OPT).read_text().replace('gt_size: 48', 'gt_size: 96')
+    assert text != Path(STD_OPT).read_text()
+    other.write_text(text)
+    force = [f for f in tiny_force(tiny_demo_root) if 'gt_size' not in f]
+    argv = ['--opts', BASELINE_OPT, str(other), '--iters', '2', '--work-dir', str(tmp_path / 'w'), '--teacher-ckpt',
+            str(teacher_ckpt), '--force-yml', *force]
+    assert cd.main(argv) == 1
+    err = capsys.readouterr().err
+    assert 'runs must use the same data' in err and 'train.gt_size: 48 vs 96' in err and str(other) in err
+    assert not (tmp_path / 'w').exists()
+
+
+def test_failed_run_shows_the_tail_of_its_log(tiny_demo_root, tmp_path, capsys):
+    bad_meta = tmp_path / 'meta.txt'
+    bad_meta.write_text('no_such_clip 8 (64,64,3)\n')
+    force = tiny_force(tiny_demo_root) + [f'datasets:train:meta_info_file={bad_meta}']
+    argv = ['--opts', BASELINE_OPT, '--iters', '2', '--work-dir', str(tmp_path / 'w'), '--force-yml', *force]
+    assert cd.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "run 'EDVRS_baseline_demo_seed0_iter2'" in err and 'failed with exit code' in err
+    assert 'no_such_clip' in err and 'train_stdout.log' in err
+    assert not (tmp_path / 'w' / 'runs' / 'EDVRS_baseline_demo_seed0_iter2' / 'result.json').exists()
+
+
+def test_plan_file_and_unknown_plan_keys(tmp_path):
+    plan = tmp_path / 'plan.yml'
+    plan.write_text(yaml.safe_dump({'runs': [{'opt': STD_OPT, 'label': 'STD'}], 'baseline': BASELINE_OPT,
+                                    'seeds': [1, 2], 'iters': 5, 'work_dir': str(tmp_path / 'w')}))
+    settings = cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan), '--seeds', '3']))
+    assert [r['label'] for r in settings['runs']] == ['EDVRS_baseline_demo', 'STD']
+    assert settings['seeds'] == [3] and settings['iters'] == 5 and settings['baseline'] == BASELINE_OPT
+    plan.write_text(yaml.safe_dump({'runs': [STD_OPT], 'seed': [1]}))
+    with pytest.raises(cd.CompareError, match=r"unknown plan key\(s\) \['seed'\]"):
+        cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))

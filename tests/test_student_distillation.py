@@ -1,0 +1,163 @@
+"""Every option file validates; the student option files stay in step with the EDVRS ones; each student distils.
+
+The distillation runs use the students' own demo STD option files, shrunk by --force_yml: 5 iterations on
+tiny demo clips, with a randomly initialised small EDVR teacher saved in BasicSR's checkpoint format.
+"""
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import stdsr  # noqa: F401  (patches torchvision before basicsr)
+from basicsr.archs import build_network
+from e2e_helpers import logged_iters, logged_losses, read_train_log, tiny_run_overrides
+from stdsr import train as stdsr_train
+from stdsr.models.distill_vsr_model import DistillVSRModel
+from stdsr.utils.options import load_yaml, validate_options
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OPTIONS = REPO_ROOT / 'options'
+STUDENTS = ('VSRNet', 'VESPCN', 'FastDVDnetSR')
+ALL_OPTION_FILES = sorted(OPTIONS.rglob('*.yml')) + sorted(OPTIONS.rglob('*.yaml'))
+
+
+def test_option_tree_is_not_empty():
+    names = {p.name for p in ALL_OPTION_FILES}
+    for net in STUDENTS:
+        assert {f'train_{net}_STD_demo.yml', f'train_{net}_baseline_x4_Vimeo90K.yml',
+                f'test_{net}_STD_Vid4.yml'} <= names
+
+
+def plan_references(plan):
+    """Option files a scripts/compare_distillation.py plan names (runs, baseline, teacher_opt)."""
+    refs = [run if isinstance(run, str) else run['opt'] for run in plan.get('runs') or []]
+    return refs + [plan[key] for key in ('baseline', 'teacher_opt') if plan.get(key)]
+
+
+@pytest.mark.parametrize('path', ALL_OPTION_FILES, ids=lambda p: str(p.relative_to(OPTIONS)))
+def test_every_option_file_validates_and_builds(path):
+    """Guards the whole tree (everyone's files): keys, model-specific sections and network constructors.
+
+    Comparison plans (a ``runs`` list, no ``model_type``) live beside the option files: every option file they
+    name must exist in the repository (and is then validated here itself).
+    """
+    is_train = path.relative_to(OPTIONS).parts[0] == 'train'
+    opt = load_yaml(str(path))
+    if 'model_type' not in opt and 'runs' in opt:
+        refs = plan_references(opt)
+        assert refs, f'{path}: a plan without runs'
+        missing = [ref for ref in refs if not (REPO_ROOT / ref).is_file()]
+        assert not missing, f'{path}: names option files that do not exist: {missing}'
+        return
+    validate_options(opt, is_train, source=str(path))
+    if opt['model_type'] == 'DistillVSRModel':
+        DistillVSRModel._checked_distill_opt(SimpleNamespace(opt=opt))
+        assert opt['path'].get('pretrain_network_t'), f'{path}: a distillation run needs a teacher checkpoint'
+    for key in [k for k in opt if k.startswith('network_')]:
+        build_network(dict(opt[key]))
+    if not is_train:
+        assert opt['path'].get('pretrain_network_g'), f'{path}: a test file must name the checkpoint it evaluates'
+
+
+def _without(opt, *dotted):
+    """A copy of ``opt`` without the given (dotted) keys, for comparing two option files section by section."""
+    opt = {k: (dict(v) if isinstance(v, dict) else v) for k, v in opt.items()}
+    for key in dotted:
+        node, *rest = key.split('.')
+        if rest:
+            opt[node].pop(rest[0], None)
+        else:
+            opt.pop(node, None)
+    return opt
+
+
+VARIANTS = ('baseline', 'STD')
+# (student file with {} for the network, the compact-EDVR file it mirrors)
+PAIRS = ([(f'train/STD/students/demo/train_{{}}_{v}_demo.yml', f'train/STD/demo/train_EDVRS_{v}_demo.yml')
+          for v in VARIANTS] +
+         [(f'train/STD/students/train_{{}}_{v}_x4_Vimeo90K.yml', f'train/STD/train_EDVRS_{v}_x4_Vimeo90K.yml')
+          for v in VARIANTS] +
+         [(f'test/STD/students/test_{{}}_{v}_Vid4.yml', f'test/STD/test_EDVRS_{v}_Vid4.yml') for v in VARIANTS])
+
+
+@pytest.mark.parametrize('student', STUDENTS)
+@pytest.mark.parametrize('pair', PAIRS, ids=lambda p: Path(p[1]).name)
+def test_student_files_match_the_edvrs_ones_but_for_the_network(student, pair):
+    """Same data, budget, teacher and losses as the compact-EDVR student: only the student network differs."""
+    ours, theirs = (OPTIONS / pair[0].format(student), OPTIONS / pair[1])
+    if not theirs.is_file():
+        pytest.skip(f'{theirs} does not exist')
+    mine, ref = load_yaml(str(ours)), load_yaml(str(theirs))
+    assert mine['network_g']['type'] == student
+    assert mine['network_g']['num_frame'] == 5
+    drop = ('name', 'network_g', 'path.pretrain_network_g')
+    assert _without(mine, *drop) == _without(ref, *drop)
+    assert mine['name'] == ref['name'].replace('EDVRS', student)
+
+
+@pytest.mark.parametrize('student', STUDENTS)
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_test_files_evaluate_the_checkpoint_their_training_writes(student, variant):
+    train = load_yaml(str(OPTIONS / f'train/STD/students/train_{student}_{variant}_x4_Vimeo90K.yml'))
+    test = load_yaml(str(OPTIONS / f'test/STD/students/test_{student}_{variant}_Vid4.yml'))
+    assert test['network_g'] == train['network_g']
+    assert test['path']['pretrain_network_g'] == f"experiments/{train['name']}/models/net_g_latest.pth"
+
+
+def test_full_size_teacher_is_edvr_m_on_septuplets():
+    for student in STUDENTS:
+        opt = load_yaml(str(OPTIONS / f'train/STD/students/train_{student}_STD_x4_Vimeo90K.yml'))
+        teacher = opt['network_t']
+        assert (teacher['num_feat'], teacher['num_frame'], teacher['deformable_groups'], teacher['num_extract_block'],
+                teacher['num_reconstruct_block'], teacher['with_tsa']) == (64, 5, 8, 5, 10, True)
+        assert opt['datasets']['train']['num_frame'] == 7  # one clip length N for teacher and student
+
+
+# ---------------------------------------------------------------------------------------------------- training
+TINY_TEACHER = dict(num_feat=8, deformable_groups=1, num_extract_block=1, num_reconstruct_block=1)
+
+
+@pytest.fixture(scope='module')
+def tiny_teacher(tmp_path_factory):
+    """(checkpoint path, --force_yml entries): a random small EDVR teacher in BasicSR's {'params': ...} format."""
+    opt = load_yaml(str(OPTIONS / 'train/STD/students/demo/train_VSRNet_STD_demo.yml'))
+    arch = dict(opt['network_t'], **TINY_TEACHER)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('teacher') / 'net_t.pth'
+    torch.save({'params': build_network(arch).state_dict()}, path)
+    return path, [f'network_t:{k}={v}' for k, v in TINY_TEACHER.items()] + [f'path:pretrain_network_t={path}']
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from a second thread, and on a busy 2-core machine OpenMP threads that wait for
+    each other make every step many times slower; restore the setting afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('student', STUDENTS)
+def test_student_distils_for_five_iterations(student, tiny_demo_root, tmp_path, tiny_teacher, one_thread):
+    opt_file = OPTIONS / f'train/STD/students/demo/train_{student}_STD_demo.yml'
+    teacher_path, teacher_force = tiny_teacher
+    name = f'std_{student}'
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 5, name) + teacher_force + [
+        'logger:save_checkpoint_freq=1000', 'val:val_freq=1000'
+    ]
+    torch.manual_seed(0)
+    stdsr_train.train_pipeline(['-opt', str(opt_file), '--force_yml', *force], root_path=str(tmp_path))
+
+    root = tmp_path / 'experiments' / name
+    ckpt = torch.load(root / 'models' / 'net_g_latest.pth', map_location='cpu', weights_only=True)
+    plain = build_network(dict(load_yaml(str(opt_file))['network_g']))
+    assert set(ckpt) == {'params'}
+    assert list(ckpt['params']) == list(plain.state_dict())  # the plain student: no teacher, no ConvLSTM
+    log = read_train_log(root)
+    assert logged_iters(log) == [1, 2, 3, 4, 5]
+    for term in ('l_pix', 'l_sd', 'l_td'):
+        values = logged_losses(log, term)
+        assert len(values) == 5 and all(v == v for v in values), f'{term} not logged every iteration'
+    assert any(v > 0 for v in logged_losses(log, 'l_sd'))
