@@ -35,9 +35,11 @@ def build_parser():
     parser.add_argument('--device', choices=['cpu', 'cuda', 'auto'], default='auto')
     parser.add_argument('--repeats', type=int, default=10, help='timed forward passes (median is reported)')
     parser.add_argument('--warmup', type=int, default=2, help='untimed forward passes first')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: torch default); 1 gives stable timings on a busy machine')
     parser.add_argument('--tap', nargs='+', default=None, help='F^SR module path(s) for every network')
     parser.add_argument('--markdown', default=None, metavar='FILE', help='also write the table to FILE')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --markdown file')
     parser.add_argument('--seed', type=int, default=0)
     return parser
 
@@ -106,6 +108,8 @@ def main(argv=None):
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         device = resolve_device(args.device)
+        if args.markdown and osp.exists(args.markdown) and not args.overwrite:
+            raise ProfileError(f'--markdown {args.markdown} exists; pass --overwrite to replace it')
         jobs = collect_jobs(args)  # every file and key is checked before anything runs
         profiles = []
         for label, source, arch, key, opt in jobs:
@@ -121,8 +125,10 @@ def main(argv=None):
     print(table)
     print(setup)
     if args.markdown:
-        with open(args.markdown, 'w') as f:
+        tmp = f'{args.markdown}.tmp{os.getpid()}'
+        with open(tmp, 'w') as f:
             f.write(f'{table}\n\n{setup}\n')
+        os.replace(tmp, args.markdown)  # a failed write never leaves half a table in place
     return 0
 
 

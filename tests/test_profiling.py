@@ -214,6 +214,12 @@ def test_script_prints_and_writes_one_row_per_network(tmp_path, capsys):
     assert table_rows(md.read_text()) == rows
     assert 'Device: CPU' in md.read_text()
     assert all('`conv_hr`' in r for r in rows)
+    before = md.read_text()
+    assert script.main(['--arch', '{type: VSRNet}', '--markdown', str(md)]) == 2  # refuses to replace it
+    assert md.read_text() == before
+    assert script.main(['--arch', str(TINY_VSRNET), '--shape', '3', '3', '8', '8', '--device', 'cpu', '--repeats',
+                        '1', '--warmup', '0', '--markdown', str(md), '--overwrite']) == 0
+    assert len(table_rows(md.read_text())) == 1
 
 
 def test_script_net_list_and_labels(tmp_path, capsys):
@@ -251,3 +257,9 @@ def test_script_errors_name_the_file_and_key(tmp_path, capsys, case, message):
     assert message in err
     if case in ('missing_file', 'unknown_key', 'unknown_kwarg'):
         assert ('nope.yml' if case == 'missing_file' else '.yml') in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
+def test_script_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    rc = load_script().main(['--arch', '{type: VSRNet}', '--device', 'cuda'])
+    assert rc == 2 and 'no CUDA device' in capsys.readouterr().err
