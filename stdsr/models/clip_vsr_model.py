@@ -24,6 +24,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from stdsr.models.clip_inference import run_clip, temporal_mode
+from stdsr.models.efficiency import TrainEfficiency, phase
 from stdsr.utils.checkpoint import atomic_torch_save, prune_checkpoints
 from stdsr.utils.dist import all_gather_objects, get_dist_info, resolve_device
 from stdsr.utils.options import optimizer_class, scheduler_class
@@ -84,7 +85,9 @@ class ClipVSRModel(BaseModel):
         if self.nan_policy not in ('stop', 'skip'):
             raise ValueError(f"option 'train.nan_policy' must be 'stop' or 'skip', got '{self.nan_policy}'")
         self.skipped_steps = 0
+        self.efficiency = TrainEfficiency(self.opt, self.device)
         self.init_extra_training_modules()
+        self.efficiency.prepare_network(self.net_g, compile_net=True)
         self.net_g = self.model_to_device(self.net_g)
         self.setup_optimizers()
         self.setup_schedulers()
@@ -129,27 +132,33 @@ class ClipVSRModel(BaseModel):
 
     def compute_losses(self, current_iter):
         """Forward the student on the clip and return the weighted loss terms by log name."""
-        self.output = run_clip(self.net_g, self.lq, self.mode_g, self.window_g)
-        return OrderedDict(l_pix=self.cri_pix(self.output, self.gt))
+        with phase(self, 'student_forward'):
+            self.output = run_clip(self.net_g, self.lq, self.mode_g, self.window_g)
+            return OrderedDict(l_pix=self.cri_pix(self.output, self.gt))
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad(set_to_none=True)
-        loss_dict = self.compute_losses(current_iter)
+        with self.efficiency.autocast():
+            loss_dict = self.compute_losses(current_iter)
         l_total = sum(loss_dict.values())
-        l_total.backward()
+        with phase(self, 'backward'):
+            self.efficiency.backward(l_total)
         self.sync_extra_grads()
         self.log_dict = self.reduce_loss_dict(loss_dict)
         bad = [name for name, value in self.log_dict.items() if not math.isfinite(value)]
         if bad:
             self.handle_non_finite(current_iter, bad)
             return
-        grad_clip = self.opt['train'].get('grad_clip')
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer_g.param_groups for p in g['params']], grad_clip)
-        self.optimizer_g.step()
-        self.after_step(current_iter)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        with phase(self, 'optimizer_step'):
+            grad_clip = self.opt['train'].get('grad_clip')
+            if grad_clip:
+                self.efficiency.unscale(self.optimizer_g)
+                params = [p for g in self.optimizer_g.param_groups for p in g['params']]
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            self.efficiency.step(self.optimizer_g)
+            self.after_step(current_iter)
+            if self.ema_decay > 0:
+                self.model_ema(decay=self.ema_decay)
 
     def sync_extra_grads(self):
         """Subclasses average gradients of trainable modules that are not wrapped in DDP."""
@@ -319,6 +328,8 @@ class ClipVSRModel(BaseModel):
             'skipped_steps': getattr(self, 'skipped_steps', 0),
             'rng': capture_rng_state(),
         }
+        if getattr(self, 'efficiency', None) is not None and self.efficiency.state_dict():
+            state['efficiency'] = self.efficiency.state_dict()  # the fp16 GradScaler's scale
         os.makedirs(self.opt['path']['training_states'], exist_ok=True)
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
@@ -326,6 +337,7 @@ class ClipVSRModel(BaseModel):
         super().resume_training(resume_state)
         self.load_extra_training_state(resume_state.get('extra') or {})
         self.skipped_steps = resume_state.get('skipped_steps', 0)
+        self.efficiency.load_state_dict(resume_state.get('efficiency') or {})
 
 
 def capture_rng_state():

@@ -18,11 +18,12 @@ from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
 from stdsr.models.clip_inference import run_clip, temporal_mode
 from stdsr.models.clip_vsr_model import ClipVSRModel
+from stdsr.models.efficiency import as_normal_tensors, phase, teacher_grad_mode
 from stdsr.models.teacher import build_frozen_teacher
 from stdsr.utils.feature_hooks import FeatureRecorder, stack_frames
 from stdsr.utils.options import OptionError, check_keys
 
-DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses'}
+DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode'}
 LAYER_KEYS = ('student_layer', 'teacher_layer')
 PROBE_SIZE = 64  # LR side of the start-up probe: small, yet large enough for SpyNet's 5-level pyramid
 
@@ -50,6 +51,8 @@ class DistillVSRModel(ClipVSRModel):
         self.mode_t, self.window_t = temporal_mode(self.opt, 'network_t')
         self.net_t = build_frozen_teacher(self.opt, self.device)
         self.print_network(self.net_t)
+        self.teacher_inference_mode = bool(self.distill_opt.get('teacher_inference_mode', False))
+        self.efficiency.prepare_network(self.net_t)
         student = self.get_bare_model(self.net_g)
         terms = self._term_options()
         student_layers = sorted({layer for _, s, _ in terms for layer in as_list(s)})
@@ -62,6 +65,7 @@ class DistillVSRModel(ClipVSRModel):
             loss_opt = self._fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t)
             self.distill_terms[name] = DistillTerm(build_loss(loss_opt), s_layer, t_layer)
         self.distill_terms.to(self.device)
+        self.efficiency.prepare_network(self.distill_terms)
         self._broadcast_distill_modules()
 
     # ------------------------------------------------------------------------------------------ options
@@ -154,16 +158,22 @@ class DistillVSRModel(ClipVSRModel):
     def compute_losses(self, current_iter):
         self.rec_s.clear()
         self.rec_t.clear()
-        with torch.no_grad():
-            run_clip(self.net_t, self.lq, self.mode_t, self.window_t)
+        with phase(self, 'teacher_forward'):
+            with teacher_grad_mode(self.teacher_inference_mode):
+                run_clip(self.net_t, self.lq, self.mode_t, self.window_t)
+            if self.teacher_inference_mode:
+                as_normal_tensors(self.rec_t.records)
         loss_dict = super().compute_losses(current_iter)
         batch, num_frames = self.lq.shape[:2]
-        for name, term in self.distill_terms.items():
-            feats_s = [stack_frames(self.rec_s.records[p], batch, num_frames) for p in as_list(term.student_layer)]
-            feats_t = [stack_frames(self.rec_t.records[p], batch, num_frames) for p in as_list(term.teacher_layer)]
-            if not isinstance(term.student_layer, (list, tuple)):
-                feats_s, feats_t = feats_s[0], feats_t[0]
-            loss_dict[f'l_{name}'] = term.loss(feats_s, feats_t)
+        with phase(self, 'distill_losses'), self.efficiency.full_precision():
+            for name, term in self.distill_terms.items():
+                feats_s = [self.efficiency.loss_input(stack_frames(self.rec_s.records[p], batch, num_frames))
+                           for p in as_list(term.student_layer)]
+                feats_t = [self.efficiency.loss_input(stack_frames(self.rec_t.records[p], batch, num_frames))
+                           for p in as_list(term.teacher_layer)]
+                if not isinstance(term.student_layer, (list, tuple)):
+                    feats_s, feats_t = feats_s[0], feats_t[0]
+                loss_dict[f'l_{name}'] = term.loss(feats_s, feats_t)
         self.rec_s.clear()
         self.rec_t.clear()
         return loss_dict

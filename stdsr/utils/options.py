@@ -43,12 +43,16 @@ PATH_KEYS = {
     'ignore_resume_networks', 'root'
 }
 PATH_KEY_PREFIXES = ('pretrain_network_', 'strict_load_', 'param_key_')
-TRAIN_KEYS = {'ema_decay', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'grad_clip', 'nan_policy'}
+TRAIN_KEYS = {
+    'ema_decay', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'grad_clip', 'nan_policy', 'efficiency'
+}
 TRAIN_KEY_PREFIXES = ('optim_', )
 VAL_KEYS = {'val_freq', 'save_img', 'metrics', 'suffix', 'max_clips', 'chunk_windows'}
 METRIC_KEYS = {'type', 'crop_border', 'test_y_channel', 'better', 'input_order'}
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb', 'keep_last_checkpoints'}
 DIST_KEYS = {'backend', 'port'}
+# train.efficiency (stdsr/models/efficiency.py): key -> accepted values
+EFFICIENCY_VALUES = {'channels_last': (True, False), 'amp': (None, False, 'bf16', 'fp16'), 'compile': (True, False)}
 TEMPORAL_MODES = ('sliding', 'recurrent')
 
 
@@ -161,6 +165,7 @@ def validate_options(opt, is_train, source=''):
                 check_typed_section(section, f'train.{key}', optimizer_class, src, skip=('params', ))
         if 'scheduler' in train:
             check_typed_section(train['scheduler'], 'train.scheduler', scheduler_class, src, skip=('optimizer', ))
+        check_efficiency(train.get('efficiency'), src)
         if 'total_iter' not in train:
             raise OptionError(f"{src}missing required option 'train.total_iter'")
 
@@ -180,6 +185,20 @@ def validate_options(opt, is_train, source=''):
             check_keys(dataset_opt, where, valid, source=src)
     if is_train and 'train' not in datasets:
         raise OptionError(f"{src}missing required option 'datasets.train'")
+
+
+def check_efficiency(section, source=''):
+    """``train.efficiency``: known keys with accepted values (a YAML 'yes' or 'bf' should not pass silently)."""
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise OptionError(f"{source}option 'train.efficiency' must be a mapping, got {section!r}")
+    check_keys(section, 'train.efficiency', set(EFFICIENCY_VALUES), source=source)
+    for key, value in section.items():
+        accepted = EFFICIENCY_VALUES[key]
+        if not any(value is a or (type(value) is type(a) and value == a) for a in accepted):
+            shown = ', '.join('~' if a is None else str(a).lower() if isinstance(a, bool) else a for a in accepted)
+            raise OptionError(f"{source}option 'train.efficiency.{key}' must be one of {shown}, got {value!r}")
 
 
 def load_yaml(path):
