@@ -21,7 +21,7 @@ STEPS = [
     ('baseline student', 'train_VESPCNS_baseline_demo.yml', 'demo_VESPCNS_baseline_x4'),
     ('STD student', 'train_VESPCNS_STD_demo.yml', 'demo_VESPCNS_STD_x4'),
 ]
-PROGRESS_MARKS = ('iter:', '# psnr', '# ssim', 'Resuming', 'End of training', 'Error', 'error')
+PROGRESS_MARKS = ('lr:(', '# psnr', '# ssim', 'Resuming', 'End of training', 'Traceback', 'Error:')
 
 
 class DemoError(RuntimeError):

@@ -57,6 +57,18 @@ def point_networks_at_resume(opt, resume_iter):
             opt['path'][f'strict_load_{suffix}'] = True
 
 
+def describe_networks(model):
+    """One line per network of the model, for the log file (built before the file existed)."""
+    lines = []
+    for attr in ('net_g', 'net_g_ema', 'net_t'):
+        net = getattr(model, attr, None)
+        if net is not None:
+            bare = model.get_bare_model(net)
+            params = sum(p.numel() for p in bare.parameters())
+            lines.append(f'{type(model).__name__}.{attr}: {type(bare).__name__} with {params:,} parameters')
+    return lines
+
+
 def build_train_val_loaders(opt):
     """Loaders, sampler, epochs, iterations and the summary lines to log once the log file exists."""
     notes = []
@@ -94,8 +106,12 @@ def train_pipeline(argv=None, root_path=None):
     set_random_seed(seed + opt['rank'])
 
     resume_state = find_resume_state(opt)
-    # datasets first: bad data fails here, before any folder is created or renamed
+    # data and model first: bad data, a mismatched teacher or a bad hook path fail here, before any folder
+    # is created or renamed
     train_loader, train_sampler, val_loaders, total_epochs, total_iters, notes = build_train_val_loaders(opt)
+    if resume_state is not None:
+        point_networks_at_resume(opt, resume_state['iter'])
+    model = build_model(opt)
 
     if opt['rank'] == 0:
         if resume_state is None:
@@ -110,13 +126,10 @@ def train_pipeline(argv=None, root_path=None):
     logger.info(dict2str(opt))
     backend = f", backend {opt['dist_backend']}" if opt['dist'] else ''
     logger.info(f"Device {resolve_device(opt)}, world size {opt['world_size']}{backend}")
-    for note in notes:
+    for note in notes + describe_networks(model):
         logger.info(note)
     tb_logger = init_tb_logger(opt)
 
-    if resume_state is not None:
-        point_networks_at_resume(opt, resume_state['iter'])
-    model = build_model(opt)
     if resume_state is not None:
         model.resume_training(resume_state)
         logger.info(f"Resuming training from epoch {resume_state['epoch']}, iter {resume_state['iter']}.")

@@ -175,3 +175,15 @@ def test_two_process_gloo_distillation(tiny_demo_root, tmp_path, teacher_ckpt):
     log = read_train_log(tmp_path / 'experiments' / 'std_ddp')
     assert 'world size 2, backend gloo' in log
     assert len(logged_losses(log, 'l_td')) == 3
+
+
+def test_bad_teacher_fails_before_an_existing_run_is_touched(tiny_demo_root, tmp_path, teacher_ckpt):
+    import stdsr.train as stdsr_train
+    existing = tmp_path / 'experiments' / 'std'
+    (existing / 'models').mkdir(parents=True)
+    (existing / 'models' / 'net_g_5.pth').write_bytes(b'precious')
+    force = std_force(tiny_demo_root, tmp_path, teacher_ckpt) + ['network_t:num_feat=12']
+    with pytest.raises(TeacherCheckpointError, match='shape mismatches'):
+        stdsr_train.train_pipeline(['-opt', STD_OPT, '--force_yml', *force], root_path=str(tmp_path))
+    assert (existing / 'models' / 'net_g_5.pth').read_bytes() == b'precious'
+    assert [p.name for p in (tmp_path / 'experiments').iterdir()] == ['std']

@@ -27,9 +27,10 @@ def add_log_file(log_file):
 
 
 def init_tb_logger(opt):
-    if not opt['logger'].get('use_tb_logger') or 'debug' in opt['name'] or opt['rank'] != 0:
-        opt['logger']['use_tb_logger'] = opt['logger'].get('use_tb_logger') and opt['rank'] == 0 and \
-            'debug' not in opt['name']
+    """A tensorboard writer on rank 0 when ``logger.use_tb_logger`` asks for one (never for debug runs)."""
+    wanted = bool(opt['logger'].get('use_tb_logger')) and opt['rank'] == 0 and 'debug' not in opt['name']
+    opt['logger']['use_tb_logger'] = wanted  # BasicSR's MessageLogger writes scalars only when this is set
+    if not wanted:
         return None
     try:
         from torch.utils.tensorboard import SummaryWriter

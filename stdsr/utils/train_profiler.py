@@ -16,7 +16,6 @@ teacher forward. ``STD step / floor`` is then the price of hooks, feature assemb
 """
 import contextlib
 import os
-import resource
 import statistics
 import time
 from collections import OrderedDict
@@ -27,6 +26,7 @@ import torch
 MODEL_PHASES = ('teacher_forward', 'student_forward', 'distill_losses', 'backward', 'optimizer_step')
 PHASES = ('data_wait', ) + MODEL_PHASES + ('other', )
 FLOOR_PHASES = ('student_step', 'teacher_forward')
+STUDENT_PHASES = ('student_forward', 'backward', 'optimizer_step')
 TARGETS = {'std_over_floor': 1.15, 'losses_share': 0.10, 'data_share': 0.05}
 
 
@@ -41,6 +41,7 @@ class PhaseTimer:
     def __init__(self, device):
         self.device = torch.device(device)
         self.iterations = []
+        self.warmup = []  # step seconds of the warm-up iterations (where torch.compile pays its compilation)
         self.current = None
 
     @contextlib.contextmanager
@@ -65,69 +66,103 @@ class PhaseTimer:
         record['other'] = max(0.0, step_seconds - sum(record.get(p, 0.0) for p in MODEL_PHASES))
         if keep:
             self.iterations.append(record)
+        else:
+            self.warmup.append(step_seconds)
         return record
 
+    def time_module_forwards(self, modules):
+        """Time each ``{name: module}`` forward as phase ``name`` (via hooks; for sub-phases such as one loss)."""
+        handles = []
+        for name, module in modules.items():
+            starts = []
 
-class PeakMemory:
-    """Peak memory of a stretch of work.
+            def pre_hook(module, inputs, starts=starts):
+                synchronize(self.device)
+                starts.append(time.perf_counter())
 
-    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only), reset before each stretch.
-    CPU: the resident set's high-water mark (VmHWM in /proc/self/status), reset by writing 5 to
-    /proc/self/clear_refs (Linux >= 4.0); where that is not possible, ``ru_maxrss`` (process-lifetime peak, not
-    resettable: the first peak hides later, smaller ones). RSS counts everything the process touches (Python,
-    libraries, allocator caches), so compare increments (peak - resident before) rather than absolute values.
+            def post_hook(module, inputs, output, starts=starts, name=name):
+                synchronize(self.device)
+                start = starts.pop() if starts else None
+                if self.current is not None and start is not None:
+                    self.current[name] = self.current.get(name, 0.0) + time.perf_counter() - start
+
+            handles += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(post_hook)]
+        return handles
+
+
+class StepMemory:
+    """Peak memory of one training step, two ways.
+
+    ``tensor``: the most bytes held at once by tensors allocated during the step (activations, gradients,
+    workspaces; weights and optimizer state that already exist are not counted). CUDA: ``max_memory_allocated``
+    minus the bytes allocated before the step. CPU: the running sum of the allocation and free events that
+    ``torch.profiler`` records with ``profile_memory=True`` (the CPU allocator keeps no peak statistics); the
+    profiler slows the step, so this is measured in separate, untimed iterations.
+
+    ``rss``: the resident set's high-water mark (VmHWM of /proc/self/status, reset by writing 5 to
+    /proc/self/clear_refs, Linux >= 4.0) and its rise over the resident set before the step. RSS includes Python,
+    libraries and the allocator's cached pages, so it is coarse: memory freed by one step and reused by the next
+    does not show as a rise.
     """
 
     def __init__(self, device):
         self.device = torch.device(device)
-        self.method = 'cuda.max_memory_allocated' if self.device.type == 'cuda' else self._cpu_method()
-        self.base = 0
+        self.can_reset_rss = self._write_clear_refs()
 
     @staticmethod
-    def _cpu_method():
+    def _write_clear_refs():
         try:
             with open('/proc/self/clear_refs', 'w') as f:
                 f.write('5')
-            return 'VmHWM (reset via /proc/self/clear_refs)'
+            return True
         except OSError:
-            return 'ru_maxrss (process lifetime)'
+            return False
 
     @staticmethod
-    def _status_kib(field):
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-        raise KeyError(field)
-
-    def current(self):
-        """Bytes in use now (CUDA: allocated by tensors; CPU: resident set)."""
-        if self.device.type == 'cuda':
-            return torch.cuda.memory_allocated(self.device)
+    def _status_bytes(field):
         try:
-            return self._status_kib('VmRSS') * 1024
-        except (OSError, KeyError):
-            return 0
+            with open('/proc/self/status') as f:
+                for line in f:
+                    if line.startswith(field + ':'):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return None
 
-    def reset(self):
+    def measure(self, fn):
+        """Run ``fn()`` once; returns {'tensor_peak_bytes', 'rss_peak_bytes', 'rss_rise_bytes', 'method'}."""
+        rss_before = self._status_bytes('VmRSS') if self.can_reset_rss and self._write_clear_refs() else None
         if self.device.type == 'cuda':
             synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        elif self.method.startswith('VmHWM'):
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-        self.base = self.current()
-
-    def peak(self):
-        """(peak bytes, peak - bytes in use at the last reset)."""
-        if self.device.type == 'cuda':
+            before = torch.cuda.memory_allocated(self.device)
+            fn()
             synchronize(self.device)
-            value = torch.cuda.max_memory_allocated(self.device)
-        elif self.method.startswith('VmHWM'):
-            value = self._status_kib('VmHWM') * 1024
+            tensor_peak = torch.cuda.max_memory_allocated(self.device) - before
+            method = 'torch.cuda.max_memory_allocated - memory_allocated before the step'
         else:
-            value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return value, max(0, value - self.base)
+            tensor_peak = profiled_cpu_peak(fn)
+            method = 'torch.profiler(profile_memory=True): peak running sum of CPU allocations during the step'
+        rss_peak = self._status_bytes('VmHWM') if rss_before is not None else None
+        return OrderedDict(tensor_peak_bytes=tensor_peak, rss_peak_bytes=rss_peak,
+                           rss_rise_bytes=None if rss_peak is None else max(0, rss_peak - rss_before), method=method)
+
+
+def profiled_cpu_peak(fn):
+    """Peak bytes held by CPU tensors allocated while ``fn()`` runs (None when the profiler gives no events)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    try:
+        events = [e for e in prof.profiler.kineto_results.events() if e.name() == '[memory]' and e.device_type()
+                  == torch.autograd.DeviceType.CPU]
+    except (AttributeError, RuntimeError):
+        return None
+    current = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        current += event.nbytes()
+        peak = max(peak, current)
+    return peak
 
 
 def summarize(values):
@@ -156,10 +191,11 @@ def floor_options(opt):
 def ratios(std_summary, floor_summary=None):
     """The headline ratios of a profile, from median times (``None`` where they do not apply)."""
     step = std_summary['step']['median_s']
+    distill = std_summary['teacher_forward']['max_s'] > 0
     out = OrderedDict()
-    out['losses_share'] = std_summary['distill_losses']['median_s'] / step if step else None
+    out['losses_share'] = std_summary['distill_losses']['median_s'] / step if step and distill else None
     out['data_share'] = std_summary['data_wait']['median_s'] / step if step else None
-    out['teacher_share'] = std_summary['teacher_forward']['median_s'] / step if step else None
+    out['teacher_share'] = std_summary['teacher_forward']['median_s'] / step if step and distill else None
     out['std_over_floor'] = None
     if floor_summary is not None and floor_summary['floor']['median_s'] > 0:
         out['std_over_floor'] = step / floor_summary['floor']['median_s']
@@ -191,23 +227,47 @@ def format_profile(result):
         '',
         f"{'phase':<18}{'median ms':>11}{'mean ms':>10}{'min ms':>9}{'max ms':>9}{'% of step':>11}",
     ]
-    for name in PHASES + ('step', ):
+    loss_rows = [name for name in std if name.startswith('loss:')]
+    for name in PHASES[:4] + tuple(loss_rows) + PHASES[4:] + ('step', ):
         s = std[name]
         share = f"{100 * s['median_s'] / step:10.1f}%" if name != 'step' else f"{'':>11}"
-        lines.append(f"{name:<18}{s['median_s'] * ms:11.2f}{s['mean_s'] * ms:10.2f}{s['min_s'] * ms:9.2f}"
+        label = f'  {name} fwd' if name.startswith('loss:') else name
+        lines.append(f"{label:<18}{s['median_s'] * ms:11.2f}{s['mean_s'] * ms:10.2f}{s['min_s'] * ms:9.2f}"
                      f"{s['max_s'] * ms:9.2f}{share}")
+    if result.get('warmup_step_s'):
+        lines.append(f"warm-up steps (s): {', '.join(f'{v:.2f}' for v in result['warmup_step_s'])}")
     floor = result.get('floor')
     if floor:
         lines += ['', 'floor (same student, plain ClipVSRModel step + one teacher forward, same batches):']
-        for name in FLOOR_PHASES + ('floor', ):
+        for name in FLOOR_PHASES + ('floor', ) + STUDENT_PHASES:
+            label = f'  {name}' if name in STUDENT_PHASES else name
             s = floor[name]
-            lines.append(f"{name:<18}{s['median_s'] * ms:11.2f}{s['mean_s'] * ms:10.2f}{s['min_s'] * ms:9.2f}"
+            lines.append(f"{label:<18}{s['median_s'] * ms:11.2f}{s['mean_s'] * ms:10.2f}{s['min_s'] * ms:9.2f}"
                          f"{s['max_s'] * ms:9.2f}")
+    compare = result.get('compare')
+    if compare:
+        lines += ['', f"variant --compare {' '.join(compare['force_yml'])} (same batches; efficiency "
+                  f"{compare['efficiency']}, teacher_inference_mode {compare['teacher_inference_mode']}"
+                  + (f", compiled {compare['compiled']}, first call {compare['compile_seconds']:.1f} s"
+                     if compare['compile_seconds'] is not None else '') + '):']
+        if compare.get('warmup_step_s'):
+            lines.append(f"warm-up steps (s): {', '.join(f'{v:.2f}' for v in compare['warmup_step_s'])}")
+        for name in PHASES[1:4] + tuple(loss_rows) + PHASES[4:] + ('step', ):
+            if name not in compare['phases'] or name not in std:
+                continue
+            s, base = compare['phases'][name], std[name]['median_s']
+            versus = f"{s['median_s'] / base:9.2f}x" if base else f"{'':>10}"
+            label = f'  {name} fwd' if name.startswith('loss:') else name
+            lines.append(f"{label:<18}{s['median_s'] * ms:11.2f}{s['mean_s'] * ms:10.2f}{s['min_s'] * ms:9.2f}"
+                         f"{s['max_s'] * ms:9.2f}{versus}")
     mem = result['memory']
-    lines += ['', f"peak memory ({mem['method']}):"]
-    for label, entry in mem['runs'].items():
-        lines.append(f"  {label:<16} peak {entry['peak_bytes'] / 2**20:9.1f} MiB, step increment "
-                     f"{entry['increment_bytes'] / 2**20:8.1f} MiB")
+    if mem:
+        lines += ['', f"peak memory of one step ({mem['method']}; RSS: VmHWM):"]
+        for label, entry in mem['runs'].items():
+            rss = ('n/a' if entry['rss_peak_bytes'] is None else
+                   f"{entry['rss_peak_bytes'] / 2**20:.1f} MiB (rise {entry['rss_rise_bytes'] / 2**20:.1f} MiB)")
+            tensor = 'n/a' if entry['tensor_peak_bytes'] is None else f"{entry['tensor_peak_bytes'] / 2**20:.1f} MiB"
+            lines.append(f'  {label:<10} tensors {tensor:>11}, RSS {rss}')
     lines += ['', 'ratios (medians):']
     for name, value in result['ratios'].items():
         if value is None:

@@ -1,0 +1,33 @@
+"""The demo's summary table is built from benchmark.py's report without losing or mislabelling a model."""
+import importlib.util
+
+from e2e_helpers import REPO_ROOT
+
+spec = importlib.util.spec_from_file_location('run_demo', REPO_ROOT / 'scripts' / 'run_demo.py')
+run_demo = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_demo)
+
+
+def report(psnrs):
+    models = [{'label': label, 'params': 1000 * (i + 1)} for i, label in enumerate(psnrs)]
+    results = {
+        label: {'demo': {'average': {'psnr': p, 'ssim': p / 40, 'tof': 0.5}, 'runtime_ms_per_frame': 2.0 + i}}
+        for i, (label, p) in enumerate(psnrs.items())
+    }
+    return {'models': models, 'results': results}
+
+
+def test_summary_rows_and_gap_closed():
+    psnrs = {'bicubic': 27.0, 'teacher': 29.0, 'baseline student': 28.0, 'STD student': 28.5}
+    text = run_demo.format_summary(report(psnrs), 'demo', 120)
+    rows = [line for line in text.splitlines() if line.startswith('| ') and 'model' not in line]
+    assert [r.split('|')[1].strip() for r in rows] == list(psnrs)
+    assert '| STD student | 4,000 | 28.5000 | 0.7125 | 0.5000 | 5.0 |' in text
+    assert 'STD - baseline: +0.5000 dB, 50% of the teacher-student gap' in text
+    assert 'Total demo time: 2.0 min.' in text
+
+
+def test_summary_says_when_there_is_no_gap_to_close():
+    psnrs = {'teacher': 28.0, 'baseline student': 28.2, 'STD student': 28.1}
+    text = run_demo.format_summary(report(psnrs), 'demo', 60)
+    assert 'STD - baseline: -0.1000 dB' in text and 'no gap to close' in text
