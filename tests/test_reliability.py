@@ -104,24 +104,20 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ['net_g_4.pth']  # no temporary file left behind
 
 
-def test_failed_save_during_training_stops_with_the_reason(tiny_demo_root, tmp_path):
+def test_failed_save_during_training_stops_with_the_reason(tiny_demo_root, tmp_path, monkeypatch):
     exp = tmp_path / 'experiments' / 'nosave'
     force = plain_force(tiny_demo_root, tmp_path, 4, 'nosave', ['logger:save_checkpoint_freq=2'])
-    # a directory where the iteration-4 checkpoint must go: the rename fails like an unwritable target
-    real_save = stdsr_train.build_model
+    real_init_tb_logger = stdsr_train.init_tb_logger
 
-    def build_and_block(opt):
-        model = real_save(opt)
-        (exp / 'models' / 'net_g_4.pth').mkdir(parents=True)
-        (exp / 'models' / 'net_g_4.pth' / 'keep').write_text('x')
-        return model
+    def block_iteration_4_checkpoint(opt):
+        # once the run's folders exist, put a directory where the iteration-4 checkpoint must go: the final
+        # rename then fails as it would on an unwritable target
+        (exp / 'models' / 'net_g_4.pth' / 'keep').mkdir(parents=True)
+        return real_init_tb_logger(opt)
 
-    stdsr_train.build_model = build_and_block
-    try:
-        with pytest.raises(CheckpointError, match=r'net_g_4\.pth'):
-            stdsr_train.train_pipeline(['-opt', PLAIN_OPT, '--force_yml', *force], root_path=str(tmp_path))
-    finally:
-        stdsr_train.build_model = real_save
+    monkeypatch.setattr(stdsr_train, 'init_tb_logger', block_iteration_4_checkpoint)
+    with pytest.raises(CheckpointError, match=r'net_g_4\.pth'):
+        stdsr_train.train_pipeline(['-opt', PLAIN_OPT, '--force_yml', *force], root_path=str(tmp_path))
     assert torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)['params']
     assert (exp / 'training_states' / '2.state').is_file()
     assert not list((exp / 'models').glob('.*.tmp'))
