@@ -149,3 +149,9 @@ def test_lmdb_backend_trains(tiny_demo_root, tmp_path):
     ]
     model = stdsr_train.train_pipeline(['-opt', TEACHER_OPT, '--force_yml', *force], root_path=str(tmp_path))
     assert Path(model.opt['path']['models'], 'net_g_latest.pth').is_file()
+
+
+def test_malformed_force_yml_value_is_an_option_error(tmp_path):
+    with pytest.raises(OptionError, match=r"--force_yml 'train:total_iter=\[1, 2'.*not valid YAML"):
+        stdsr_train.train_pipeline(['-opt', TEACHER_OPT, '--force_yml', 'train:total_iter=[1, 2'],
+                                   root_path=str(tmp_path))

@@ -236,7 +236,9 @@ def _load_create_lmdb():
 def build_lmdbs(root, scale):
     create_lmdb = _load_create_lmdb()
     for sub in ('GT', f'BIx{scale}'):
-        create_lmdb.folder_to_lmdb(osp.join(root, 'train', sub), osp.join(root, f'train_{sub}.lmdb'), overwrite=True)
+        # PNG level 0 inside the LMDB: decoding dominates reads, and level 0 decodes 2.2x faster (docs/performance.md)
+        create_lmdb.folder_to_lmdb(osp.join(root, 'train', sub), osp.join(root, f'train_{sub}.lmdb'), overwrite=True,
+                                   compress_level=0)
 
 
 def make_demo(args):

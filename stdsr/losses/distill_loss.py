@@ -188,14 +188,20 @@ class TimeDistillLoss(nn.Module):
         # loading copies values only; the requires_grad flags must follow the loaded `frozen`
         self._set_trainable(not self.is_frozen)
 
-    def _encode(self, feat):
-        """(B, N, C, H, W) -> final cell state c_N of the shared ConvLSTM."""
+    def _encode(self, feat, adapter=None):
+        """(B, N, C, H, W) -> final cell state c_N of the shared ConvLSTM.
+
+        Pooling comes before the 1x1 adapter: both are linear per pixel, so they commute, and the adapter then
+        runs on pool**2 times fewer pixels.
+        """
         b, n, c, h, w = feat.shape
         feat = feat.reshape(b * n, c, h, w)
         if self.pool > 1:
             if h < self.pool or w < self.pool:
                 raise ValueError(f'TimeDistillLoss pool={self.pool} exceeds the feature size {h}x{w}')
             feat = F.avg_pool2d(feat, self.pool)
+        if adapter is not None:
+            feat = adapter(feat)
         _, (_, cell) = self.convlstm(feat.reshape(b, n, *feat.shape[1:]))
         return cell
 
@@ -210,8 +216,6 @@ class TimeDistillLoss(nn.Module):
             raise ValueError(f'TimeDistillLoss was built for student/teacher channels {self.student_channels}/'
                              f'{self.teacher_channels}, got features {tuple(student_feat.shape)} and '
                              f'{tuple(teacher_feat.shape)}')
-        b, n = student_feat.shape[:2]
-        student = self.adapter(student_feat.flatten(0, 1)).unflatten(0, (b, n))
-        raw = F.mse_loss(self._encode(student), self._encode(teacher_feat.detach()))
+        raw = F.mse_loss(self._encode(student_feat, self.adapter), self._encode(teacher_feat.detach()))
         self._last_raw_loss = raw.detach()
         return self.loss_weight * raw

@@ -229,7 +229,10 @@ def apply_force_yml(opt, entries):
             node = node[key]
         if not isinstance(node, dict):
             raise OptionError(f"--force_yml '{entry}': '{':'.join(keys[:-1])}' is not a mapping")
-        node[keys[-1]] = yaml.load(value.strip(), Loader=OptionLoader) if value.strip() else None
+        try:
+            node[keys[-1]] = yaml.load(value.strip(), Loader=OptionLoader) if value.strip() else None
+        except yaml.YAMLError as err:
+            raise OptionError(f"--force_yml '{entry}': the value is not valid YAML: {err}") from None
     return opt
 
 
