@@ -1,4 +1,5 @@
 """Helpers for end-to-end tests of the entry points: tiny networks and runs on the tiny demo set."""
+import importlib.util
 import os
 import re
 import subprocess
@@ -7,6 +8,15 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_OPTIONS = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo'
+
+
+def load_script(relative_path):
+    """Import a script (``scripts/<path>.py``, not a package module) so tests can call its functions."""
+    path = REPO_ROOT / 'scripts' / f'{relative_path}.py'
+    spec = importlib.util.spec_from_file_location(f'stdsr_script_{path.stem}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_edvr_overrides(net_key='network_g', num_feat=8):

@@ -1,6 +1,5 @@
 """Benchmark metrics, model loading, and the benchmark / inference / attention-figure scripts, end to end on CPU."""
 import csv
-import importlib.util
 import json
 import math
 
@@ -15,18 +14,13 @@ import stdsr  # noqa: F401  (before basicsr)
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.registry import ARCH_REGISTRY
-from e2e_helpers import REPO_ROOT
+from e2e_helpers import load_script
 from stdsr.data.clip_io import DataError
 from stdsr.models.clip_inference import run_clip
 from stdsr.utils import vsr_metrics as vm
 from stdsr.utils.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f'stdsr_script_{name}', REPO_ROOT / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 benchmark = load_script('benchmark')

@@ -1,5 +1,4 @@
 """scripts/compare_distillation.py: equal-budget runs, evaluation, table/chart, resumability and refusals."""
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +9,7 @@ import yaml
 
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
-from e2e_helpers import logged_iters
+from e2e_helpers import load_script, logged_iters
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / 'options' / 'train' / 'STD' / 'demo'
@@ -19,14 +18,9 @@ STD_OPT = str(DEMO / 'train_EDVRS_STD_demo.yml')
 TINY = {'num_feat': 8, 'deformable_groups': 1, 'num_extract_block': 1, 'num_reconstruct_block': 1}
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location('compare_distillation', REPO / 'scripts' / 'compare_distillation.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-cd = load_script()
+cd = load_script('compare_distillation')
 
 
 def tiny_force(demo_root):

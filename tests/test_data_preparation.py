@@ -1,6 +1,5 @@
 """Tests of the LR degradations and the data-preparation scripts (demo clips, generate_lr, create_lmdb)."""
 import hashlib
-import importlib.util
 import math
 import os
 import shutil
@@ -17,21 +16,17 @@ import torch
 import stdsr  # noqa: F401  (must precede basicsr)
 from basicsr.data.data_util import duf_downsample
 from stdsr.data.lr_degradation import bd_downsample, bi_downsample, downsample, gaussian_kernel_1d, mod_crop
+from e2e_helpers import load_script
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCRIPTS = osp.join(REPO, 'scripts', 'data_preparation')
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f'test_{name}', osp.join(SCRIPTS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-demo = load_script('make_demo_clips')
-gen_lr = load_script('generate_lr')
-create_lmdb = load_script('create_lmdb')
+demo = load_script('data_preparation/make_demo_clips')
+gen_lr = load_script('data_preparation/generate_lr')
+create_lmdb = load_script('data_preparation/create_lmdb')
 
 
 def random_img(h, w, c=3, seed=0):

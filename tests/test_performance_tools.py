@@ -4,7 +4,6 @@ No timing is asserted (timings on a shared 2-core machine are noise): the tests 
 phase is measured, that both backends read identical tensors, that each efficiency option trains, and that with
 the options off a step is bit-identical to the plain sequence the models ran before they existed.
 """
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ import stdsr  # noqa: F401
 from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, tiny_run_overrides
+from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, load_script, tiny_run_overrides
 from stdsr.models import efficiency
 from stdsr.models.clip_inference import run_clip
 from stdsr.utils.dist import init_dist_from_options
@@ -32,11 +31,6 @@ TINY_T = {'num_feat': 8, 'num_block': 1, 'num_feat_hr': 8, 'num_feat_flow': 8}
 TINY_G = {'num_feat': 6, 'num_block': 1, 'num_feat_hr': 4, 'num_feat_flow': 6}
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f'stdsr_script_{name}', REPO_ROOT / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 profile_train = load_script('profile_train')

@@ -1,5 +1,4 @@
 """Profiling: FLOPs equal hand counts, per-frame division by temporal design, tap probing, the table script."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,12 @@ from basicsr.archs.arch_util import DCNv2Pack
 from stdsr.utils import profiling
 from stdsr.utils.profiling import (ProfileError, count_flops, count_parameters, format_table, profile_network,
                                    resolve_tap)
+from e2e_helpers import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STD_DEMO = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo' / 'train_EDVRS_STD_demo.yml'
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location('profile_models', REPO_ROOT / 'scripts' / 'profile_models.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def conv_flops(c_in, c_out, k, h, w):
@@ -200,7 +195,7 @@ def test_script_prints_and_writes_one_row_per_network(tmp_path, capsys):
     a = write_opt(tmp_path / 'a.yml', network_g=TINY_VSRNET, network_t=TINY_VESPCN)
     b = write_opt(tmp_path / 'b.yml', network_g=TINY_VESPCN)
     md = tmp_path / 'table.md'
-    script = load_script()
+    script = load_script('profile_models')
     rc = script.main([
         '-opt', a, f'{a}:network_t', b, '--arch', '{type: FastDVDnetSR, num_frame: 3, num_feat: 4}', '--shape', '3',
         '3', '8', '8', '--device', 'cpu', '--repeats', '1', '--warmup', '0', '--markdown',
@@ -224,7 +219,7 @@ def test_script_prints_and_writes_one_row_per_network(tmp_path, capsys):
 
 def test_script_net_list_and_labels(tmp_path, capsys):
     a = write_opt(tmp_path / 'a.yml', network_g=TINY_VSRNET, network_t=TINY_VESPCN)
-    rc = load_script().main(['-opt', a, '--net', 'network_g', 'network_t', '--labels', 'student', 'teacher',
+    rc = load_script('profile_models').main(['-opt', a, '--net', 'network_g', 'network_t', '--labels', 'student', 'teacher',
                              '--shape', '3', '3', '8', '8', '--device', 'cpu', '--repeats', '1', '--warmup', '0'])
     rows = table_rows(capsys.readouterr().out)
     assert rc == 0 and [r.split(' | ')[0] for r in rows] == ['| student', '| teacher']
@@ -251,7 +246,7 @@ def test_script_errors_name_the_file_and_key(tmp_path, capsys, case, message):
         'labels': ['-opt', good, '--labels', 'a', 'b'],
     }[case]
     (tmp_path / 'bad.yml').write_text('network_g: [unclosed\n')
-    rc = load_script().main(argv + ['--device', 'cpu', '--repeats', '1', '--warmup', '0'])
+    rc = load_script('profile_models').main(argv + ['--device', 'cpu', '--repeats', '1', '--warmup', '0'])
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err
@@ -261,5 +256,5 @@ def test_script_errors_name_the_file_and_key(tmp_path, capsys, case, message):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
 def test_script_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
-    rc = load_script().main(['--arch', '{type: VSRNet}', '--device', 'cuda'])
+    rc = load_script('profile_models').main(['--arch', '{type: VSRNet}', '--device', 'cuda'])
     assert rc == 2 and 'no CUDA device' in capsys.readouterr().err

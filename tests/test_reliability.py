@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import cv2
 import lmdb
 import numpy as np
 import pytest

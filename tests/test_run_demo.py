@@ -1,11 +1,7 @@
 """The demo's summary table is built from benchmark.py's report without losing or mislabelling a model."""
-import importlib.util
+from e2e_helpers import load_script
 
-from e2e_helpers import REPO_ROOT
-
-spec = importlib.util.spec_from_file_location('run_demo', REPO_ROOT / 'scripts' / 'run_demo.py')
-run_demo = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run_demo)
+run_demo = load_script('run_demo')
 
 
 def report(psnrs):
