@@ -187,3 +187,16 @@ def test_bad_teacher_fails_before_an_existing_run_is_touched(tiny_demo_root, tmp
         stdsr_train.train_pipeline(['-opt', STD_OPT, '--force_yml', *force], root_path=str(tmp_path))
     assert (existing / 'models' / 'net_g_5.pth').read_bytes() == b'precious'
     assert [p.name for p in (tmp_path / 'experiments').iterdir()] == ['std']
+
+
+def test_overhaul_on_a_post_activation_tap_fails_at_start_up(tiny_demo_root, tmp_path, teacher_ckpt):
+    from stdsr.losses.kd_baselines_loss import FeatureTapError
+    extra = ['distill:losses={ofd: {type: OverhaulFeatureLoss, loss_weight: 1.0}}']  # conv_hr: in-place LeakyReLU
+    with pytest.raises(FeatureTapError, match=r"layer 'conv_hr' of network_g \(EDVR\)"):
+        build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, extra)
+    ok = ['distill:losses={ofd: {type: OverhaulFeatureLoss, loss_weight: 1.0}}', 'distill:student_layer=upconv2',
+          'distill:teacher_layer=upconv2']
+    model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, ok)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert model.log_dict['l_ofd'] > 0

@@ -64,6 +64,7 @@ class DistillVSRModel(ClipVSRModel):
         for (name, loss_opt), s_layer, t_layer in terms:
             loss_opt = self._fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t)
             self.distill_terms[name] = DistillTerm(build_loss(loss_opt), s_layer, t_layer)
+        self._check_taps(student)
         self.distill_terms.to(self.device)
         self.efficiency.prepare_network(self.distill_terms)
         self._broadcast_distill_modules()
@@ -117,8 +118,7 @@ class DistillVSRModel(ClipVSRModel):
 
         Returns the channel count of every hooked layer of the student and the teacher.
         """
-        num_frame = (self.opt['datasets'].get('train') or {}).get('num_frame', 3)
-        lq = torch.rand(1, num_frame, 3, PROBE_SIZE, PROBE_SIZE, device=self.device)
+        lq = torch.rand(1, self._probe_num_frame(), 3, PROBE_SIZE, PROBE_SIZE, device=self.device)
         student = self.get_bare_model(self.net_g)
         was_training = student.training
         student.eval()
@@ -143,6 +143,22 @@ class DistillVSRModel(ClipVSRModel):
             channels.append(widths)
             recorder.clear()
         return channels
+
+    def _check_taps(self, student):
+        """Losses that need a kind of feature (e.g. pre-ReLU for Overhaul) check their taps at start-up."""
+        lq = torch.rand(1, self._probe_num_frame(), 3, PROBE_SIZE, PROBE_SIZE, device=self.device)
+        for term in self.distill_terms.values():
+            check = getattr(term.loss, 'check_taps', None)
+            if check is not None:
+                with torch.no_grad():
+                    check(student, self.net_t, term.student_layer, term.teacher_layer,
+                          lambda: run_clip(student, lq, self.mode_g, self.window_g),
+                          lambda: run_clip(self.net_t, lq, self.mode_t, self.window_t))
+        self.rec_s.clear()
+        self.rec_t.clear()
+
+    def _probe_num_frame(self):
+        return (self.opt['datasets'].get('train') or {}).get('num_frame', 3)
 
     def _broadcast_distill_modules(self):
         """Ranks seed differently; the shared ConvLSTM and adapters must start from rank 0's weights."""
