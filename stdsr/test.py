@@ -18,7 +18,7 @@ from basicsr.utils.misc import mkdir_and_rename
 from basicsr.utils.options import dict2str
 
 from stdsr.utils.logger import add_log_file
-from stdsr.utils.dist import init_dist_from_options
+from stdsr.utils.dist import destroy_dist, init_dist_from_options
 from stdsr.utils.options import parse_options
 
 
@@ -71,8 +71,7 @@ def main(argv=None):
     try:
         test_pipeline(argv)
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        destroy_dist()
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ from basicsr.utils.options import copy_opt_file, dict2str
 from stdsr.data.resumable_sampler import ResumableSampler, SeededSampleDataset
 from stdsr.models.clip_vsr_model import restore_rng_state
 from stdsr.utils.checkpoint import latest_training_state, load_training_state
-from stdsr.utils.dist import barrier, init_dist_from_options, resolve_device
+from stdsr.utils.dist import barrier, destroy_dist, init_dist_from_options, resolve_device
 from stdsr.utils.logger import add_log_file, init_tb_logger
 from stdsr.utils.options import parse_options
 
@@ -202,8 +202,7 @@ def main(argv=None):
     try:
         train_pipeline(argv)
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        destroy_dist()
 
 
 if __name__ == '__main__':

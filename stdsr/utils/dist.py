@@ -82,6 +82,12 @@ def all_gather_objects(obj):
     return gathered
 
 
+def destroy_dist():
+    """Leave the process group, if this process joined one (entry points call it on exit, errors included)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier():
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
