@@ -67,3 +67,23 @@ def logged_iters(log_text):
 
 def logged_losses(log_text, name):
     return [float(v) for v in re.findall(rf'{name}: ([-+\d.e]+)', log_text)]
+
+
+def build_training_model(opt_file, force, root):
+    """A training model built in-process exactly as ``stdsr.train`` builds it (no process group), seed 0."""
+    import torch
+    from basicsr.models import build_model
+    from stdsr.utils.dist import init_dist_from_options
+    from stdsr.utils.options import parse_options
+    opt, _ = parse_options(['-opt', str(opt_file), '--force_yml', *force], is_train=True, root_path=str(root))
+    init_dist_from_options(opt, 'none')
+    torch.manual_seed(0)
+    return build_model(opt)
+
+
+def first_batch(model, batch_size=2):
+    """The first (unshuffled) batch of the model's training set."""
+    import torch
+    from basicsr.data import build_dataset
+    dataset = build_dataset(model.opt['datasets']['train'])
+    return next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size)))

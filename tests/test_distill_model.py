@@ -7,13 +7,10 @@ import torch
 
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
-from basicsr.data import build_dataset
-from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY
-from e2e_helpers import (DEMO_OPTIONS, logged_losses, read_train_log, run_module, tiny_edvr_overrides,
+from e2e_helpers import (DEMO_OPTIONS, build_training_model, first_batch, logged_losses, read_train_log, run_module, tiny_edvr_overrides,
                          tiny_run_overrides)
 from stdsr.models.teacher import TeacherCheckpointError
-from stdsr.utils.dist import init_dist_from_options
 from stdsr.utils.feature_hooks import UnknownModulePathError
 from stdsr.utils.options import OptionError, parse_options
 
@@ -65,13 +62,8 @@ def std_force(demo_root, work, teacher, total_iter=3, name='std'):
 
 
 def build_std_model(demo_root, work, teacher, extra=()):
-    opt, _ = parse_options(['-opt', STD_OPT, '--force_yml', *std_force(demo_root, work, teacher), *extra],
-                           is_train=True, root_path=str(work))
-    init_dist_from_options(opt, 'none')
-    torch.manual_seed(0)
-    model = build_model(opt)
-    batch = next(iter(torch.utils.data.DataLoader(build_dataset(opt['datasets']['train']), batch_size=2)))
-    return model, batch
+    model = build_training_model(STD_OPT, [*std_force(demo_root, work, teacher), *extra], work)
+    return model, first_batch(model)
 
 
 def test_gradients_reach_student_and_convlstm_never_teacher(tiny_demo_root, tmp_path, teacher_ckpt):

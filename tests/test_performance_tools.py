@@ -14,14 +14,11 @@ import torch
 
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
-from basicsr.data import build_dataset
-from basicsr.models import build_model
-from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, load_script, tiny_run_overrides
+from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, build_training_model, first_batch, load_script, tiny_run_overrides
 from stdsr.models import efficiency
 from stdsr.models.clip_inference import run_clip
-from stdsr.utils.dist import init_dist_from_options
 from stdsr.utils.feature_hooks import stack_frames
-from stdsr.utils.options import OptionError, load_yaml, parse_options
+from stdsr.utils.options import OptionError, load_yaml
 from stdsr.utils.train_profiler import (PHASES, PhaseTimer, StepMemory, check_targets, floor_options, ratios,
                                         summarize_iterations)
 
@@ -65,16 +62,12 @@ def tiny_force(demo_root, work, teacher=None, name='perf'):
 
 
 def build_tiny(opt_file, demo_root, work, teacher=None, extra=()):
-    opt, _ = parse_options(['-opt', opt_file, '--force_yml', *tiny_force(demo_root, work, teacher), *extra],
-                           is_train=True, root_path=str(work))
-    init_dist_from_options(opt, 'none')
-    torch.manual_seed(0)
-    return build_model(opt)
+    return build_training_model(opt_file, [*tiny_force(demo_root, work, teacher), *extra], work)
 
 
 def tiny_batch(model):
     torch.manual_seed(1)
-    return next(iter(torch.utils.data.DataLoader(build_dataset(model.opt['datasets']['train']), batch_size=2)))
+    return first_batch(model)
 
 
 def train_steps(model, batch, steps=2):

@@ -16,7 +16,7 @@ import stdsr  # noqa: F401
 import stdsr.train as stdsr_train
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from e2e_helpers import (DEMO_OPTIONS, REPO_ROOT, logged_iters, logged_losses, read_train_log, run_module,
+from e2e_helpers import (DEMO_OPTIONS, REPO_ROOT, build_training_model, first_batch, logged_iters, logged_losses, read_train_log, run_module,
                          tiny_edvr_overrides, tiny_run_overrides)
 from stdsr.data.clip_io import DataError
 from stdsr.models.clip_vsr_model import NonFiniteLossError
@@ -123,12 +123,8 @@ def test_failed_save_during_training_stops_with_the_reason(tiny_demo_root, tmp_p
 
 
 def build_plain_model(demo_root, work, extra=()):
-    force = plain_force(demo_root, work, 4, 'nan', extra)
-    opt, _ = parse_options(['-opt', PLAIN_OPT, '--force_yml', *force], is_train=True, root_path=str(work))
-    init_dist_from_options(opt, 'none')
-    model = build_model(opt)
-    batch = next(iter(torch.utils.data.DataLoader(build_dataset(opt['datasets']['train']), batch_size=2)))
-    return model, batch
+    model = build_training_model(PLAIN_OPT, plain_force(demo_root, work, 4, 'nan', extra), work)
+    return model, first_batch(model)
 
 
 def test_nan_loss_stops_naming_iteration_and_term(tiny_demo_root, tmp_path):

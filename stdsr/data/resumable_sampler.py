@@ -52,7 +52,8 @@ class ResumableSampler(Sampler):
         g.manual_seed(self.epoch)
         perm = torch.randperm(self.total_size, generator=g).tolist()
         positions = range(self.rank, self.total_size, self.num_replicas)[self.start:]
-        return iter([(perm[p] % self.dataset_size, sample_seed(self.seed, self.epoch, p)) for p in positions])
+        # lazily: a seed is derived only when the loader asks for that sample, not for the whole epoch up front
+        return ((perm[p] % self.dataset_size, sample_seed(self.seed, self.epoch, p)) for p in positions)
 
     def __len__(self):
         return self.num_samples - self.start

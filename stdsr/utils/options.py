@@ -95,14 +95,6 @@ def check_typed_section(section, where, registry_get, source='', skip=()):
     return target
 
 
-def _registry_get(registry):
-
-    def get(name):
-        return registry.get(name)
-
-    return get
-
-
 def optimizer_class(name):
     """Any optimizer in ``torch.optim`` by class name (BasicSR's base model knows only Adam)."""
     cls = getattr(torch.optim, str(name), None)
@@ -138,7 +130,7 @@ def validate_options(opt, is_train, source=''):
         raise OptionError(f"{src}option 'model_type': {err}") from None
     for key in opt:
         if str(key).startswith('network_'):
-            check_typed_section(opt[key], key, _registry_get(ARCH_REGISTRY), src)
+            check_typed_section(opt[key], key, ARCH_REGISTRY.get, src)
     check_keys(opt.get('path') or {}, 'path', PATH_KEYS, PATH_KEY_PREFIXES, src)
     check_keys(opt.get('logger') or {}, 'logger', LOGGER_KEYS, source=src)
     check_keys(opt.get('dist_params') or {}, 'dist_params', DIST_KEYS, source=src)
@@ -160,7 +152,7 @@ def validate_options(opt, is_train, source=''):
         check_keys(train, 'train', TRAIN_KEYS, TRAIN_KEY_PREFIXES, src, suffixes=('_opt', ))
         for key, section in train.items():
             if key.endswith('_opt') and section is not None:
-                check_typed_section(section, f'train.{key}', _registry_get(LOSS_REGISTRY), src)
+                check_typed_section(section, f'train.{key}', LOSS_REGISTRY.get, src)
             elif key.startswith('optim_'):
                 check_typed_section(section, f'train.{key}', optimizer_class, src, skip=('params', ))
         if 'scheduler' in train:
