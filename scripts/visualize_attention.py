@@ -8,7 +8,7 @@ For each chosen frame of one clip, writes to ``--out``:
 * ``crops_<clip>_<frame>.png``: the full frame with the ``--crop`` box, then that box from bicubic, every network
   and GT, each titled with its PSNR-Y on the crop (and on the whole frame).
 
-F^SR is recorded with ``FeatureRecorder`` on each network's tap (its ``FSR_TAP``, else ``conv_hr``; ``--layer``
+F^SR is recorded with ``FeatureRecorder`` on each network's tap (the input of its output conv, ``conv_last:input``; ``--layer``
 overrides). Figure sizes in pixels, with P = ``--panel-px``, T = round(0.18 P), L = round(0.15 P),
 B = round(0.25 P): attention ``(L + 3P) x (rows (P + T) + B)``; crops ``(columns P) x (P + T)`` (width x height).
 
@@ -274,7 +274,7 @@ def parse_args(argv=None):
     parser.add_argument('--frames', help='comma-separated frame indices (default: the centre frame)')
     parser.add_argument('--crop', help='x,y,w,h box in SR pixels (default: the centred half-size square)')
     parser.add_argument('--layer', action='append', default=[], metavar='[LABEL=]PATH',
-                        help='F^SR module path, for all networks or one (default: FSR_TAP or conv_hr)')
+                        help='F^SR module path, for all networks or one (default: conv_last:input, what the output conv receives)')
     parser.add_argument('--normalize', choices=('none', 'l2'), default='none', help='attention_map normalisation')
     parser.add_argument('--bicubic', choices=('matlab', 'torch'), default='matlab', help='bicubic crop panel')
     parser.add_argument('--panel-px', type=int, default=240, help='side of one panel in pixels')

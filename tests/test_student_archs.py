@@ -11,6 +11,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from stdsr.archs.fastdvdnet_arch import FastDVDnetSR
 from stdsr.archs.vespcn_arch import VESPCN
 from stdsr.archs.vsrnet_arch import VSRNet
+from stdsr.utils.feature_hooks import FeatureRecorder, fsr_tap
 
 ARCHS = [VSRNet, VESPCN, FastDVDnetSR]
 FRAMES = [3, 5, 7]
@@ -40,21 +41,20 @@ def test_registry_names_resolve_and_build():
 @pytest.mark.parametrize('cls', ARCHS)
 def test_x4_shape_and_fsr_tap(cls, num_frame):
     net = _net(cls, num_frame=num_frame)
-    assert net.FSR_TAP == cls.FSR_TAP == 'conv_hr'
+    assert fsr_tap(net) == 'conv_last:input'
     assert net.fsr_channels == DEFAULT_FSR_CH[cls.__name__]
-    seen = []
-    handle = net.get_submodule(cls.FSR_TAP).register_forward_hook(lambda m, i, o: seen.append(o))
     x = _clip(t=num_frame)
-    with torch.no_grad():
+    with torch.no_grad(), FeatureRecorder(net, [fsr_tap(net)]) as rec:
         out = net(x)
         net(x)
-    handle.remove()
+    seen = rec.records[fsr_tap(net)]
     assert out.shape == (2, 3, 64, 64)
     assert len(seen) == 2  # recorded on every call, once per call
     assert seen[0].shape == (2, net.fsr_channels, 64, 64)
+    assert seen[0].min() >= 0  # activated: the ReLU after conv_hr is part of F^SR
     # the tap is exactly the HR map the RGB output conv reads
     with torch.no_grad():
-        rebuilt = net.conv_last(torch.relu(seen[0]))
+        rebuilt = net.conv_last(seen[0])
         if net.residual:
             rebuilt = rebuilt + F.interpolate(x[:, num_frame // 2], scale_factor=4, mode='bicubic', align_corners=False)
     torch.testing.assert_close(rebuilt, out)
@@ -64,10 +64,9 @@ def test_vsrnet_fusion_variants_tap_channels():
     x = _clip(t=5)
     for fusion, ch in [('A', 32), ('B', 32), ('C', 5 * 32)]:
         net = _net(VSRNet, fusion=fusion)
-        seen = []
-        net.get_submodule(VSRNet.FSR_TAP).register_forward_hook(lambda m, i, o: seen.append(o))
-        with torch.no_grad():
+        with torch.no_grad(), FeatureRecorder(net, [fsr_tap(net)]) as rec:
             out = net(x)
+        seen = rec.records[fsr_tap(net)]
         assert out.shape == (2, 3, 64, 64) and net.fsr_channels == ch
         assert len(seen) == 1 and seen[0].shape == (2, ch, 64, 64)
     with pytest.raises(ValueError, match='fusion'):

@@ -58,8 +58,8 @@ class FastDVDnetSR(nn.Module):
     original's denoised output; stage 2 (``stage2``) fuses the ``num_frame - 2`` intermediate frames into
     ``num_feat_hr`` LR features. A sub-pixel tail (``upsample``: conv + PixelShuffle(2) per x2, or one
     PixelShuffle(3)) brings them to HR, ``conv_hr`` refines them and ``conv_last`` maps to RGB, added to the
-    bicubic-upsampled centre frame. The F^SR tap is ``conv_hr`` (output before its ReLU, ``num_feat_hr`` channels,
-    default 16).
+    bicubic-upsampled centre frame. The F^SR tap is ``conv_last:input``, the activated ``conv_hr`` features that the
+    output conv reads (``num_feat_hr`` channels, default 16).
 
     For num_frame = 5 this is exactly the paper's 3+1 layout (triplets (0,1,2), (1,2,3), (2,3,4)). Other windows
     keep two stages and use every frame: stage 1 runs on all ``num_frame - 2`` consecutive triplets and stage 2 takes
@@ -77,8 +77,6 @@ class FastDVDnetSR(nn.Module):
         num_feat_hr (int): Width of the stage-2 output and the upsampling tail (the F^SR tap). Default: 16.
         residual (bool): Add the bicubic centre frame to the output. Default: True.
     """
-
-    FSR_TAP = 'conv_hr'
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_frame=5, scale=4, num_feat=12, num_feat_hr=16, residual=True):
         super().__init__()

@@ -63,8 +63,8 @@ class VESPCN(nn.Module):
     BasicSR's ``flow_warp``), the compensated frames and the centre are concatenated (early fusion) and an ESPCN
     trunk of ``1 + num_block`` 3x3 convs runs at LR. The paper's sub-pixel conv maps straight to RGB, leaving no HR
     feature map; we split it: ``upconv`` + PixelShuffle gives ``num_feat_hr`` HR channels, ``conv_hr`` refines them
-    and ``conv_last`` maps to RGB. The F^SR tap is ``conv_hr`` (output before its ReLU, ``num_feat_hr`` channels,
-    default 16): the last HR feature map, as in EDVR/BasicVSR.
+    and ``conv_last`` maps to RGB. The F^SR tap is ``conv_last:input``: the activated ``conv_hr`` features that the
+    output conv reads (``num_feat_hr`` channels, default 16), taken the same way as for EDVR/BasicVSR.
 
     Deviations: RGB instead of Y; ReLU trunk; the extra HR conv above; no built-in warping/flow-smoothness loss
     (set ``keep_flows=True`` to keep ``last_flows`` (b, t-1, 2, h, w, pixels) and ``last_warped``
@@ -83,8 +83,6 @@ class VESPCN(nn.Module):
         residual (bool): Predict a residual over the bicubic centre frame. Default: False.
         keep_flows (bool): Keep flows and warped neighbours of the last forward on the module. Default: False.
     """
-
-    FSR_TAP = 'conv_hr'
 
     def __init__(self,
                  num_in_ch=3,

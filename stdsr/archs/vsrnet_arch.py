@@ -52,8 +52,8 @@ class FrameSharedConv2d(nn.Module):
 class VSRNet(nn.Module):
     """VSRNet (Kappeler et al., IEEE TCI 2016): SRCNN-style 9-5-5 network on bicubic-upsampled frames.
 
-    Every layer works at HR resolution, so the whole net is an HR feature extractor. The F^SR tap is ``conv_hr``,
-    the last hidden layer (its output before the ReLU), i.e. the features the RGB output conv reads:
+    Every layer works at HR resolution, so the whole net is an HR feature extractor. The F^SR tap is
+    ``conv_last:input``, the activated last hidden layer, i.e. exactly the features the RGB output conv reads:
     ``num_feat_hr`` channels for fusion A/B (default 32) and ``num_frame * num_feat_hr`` for fusion C (the
     concatenation of the per-frame second layers, which is what the output conv fuses).
 
@@ -79,8 +79,6 @@ class VSRNet(nn.Module):
         residual (bool): Predict a residual over the bicubic centre frame. Default: False.
         kernel_sizes (tuple[int]): Kernel sizes of the three layers. Default: (9, 5, 5).
     """
-
-    FSR_TAP = 'conv_hr'
 
     def __init__(self,
                  num_in_ch=3,

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from basicsr.utils.registry import LOSS_REGISTRY
 from stdsr.losses.distill_loss import attention_map
-from stdsr.utils.feature_hooks import unwrap_network
+from stdsr.utils.feature_hooks import split_tap, unwrap_network
 
 __all__ = [
     'FeatureTapError', 'OutputDistillLoss', 'FitNetHintLoss', 'AttentionTransferLoss', 'FSPLoss',
@@ -365,7 +365,8 @@ def find_post_activation_reason(net, layer, run_forward):
     """
     net = unwrap_network(net)
     modules = dict(net.named_modules())
-    name = layer[len('module.'):] if layer not in modules and layer.startswith('module.') else layer
+    path, side = split_tap(layer)
+    name = path[len('module.'):] if path not in modules and path.startswith('module.') else path
     if name not in modules:
         return f"it is not a module of {type(net).__name__}"
     module = modules[name]
@@ -373,12 +374,13 @@ def find_post_activation_reason(net, layer, run_forward):
         return f'it is an activation module ({type(module).__name__})'
     seen = []
 
-    def hook(mod, inputs, output):
-        if isinstance(output, (tuple, list)):
-            output = output[0]
-        seen.append((output, output._version))
+    def hook(mod, inputs, output=None):
+        value = inputs if side == 'input' else output
+        if isinstance(value, (tuple, list)):
+            value = value[0]
+        seen.append((value, value._version))
 
-    handle = module.register_forward_hook(hook)
+    handle = module.register_forward_pre_hook(hook) if side == 'input' else module.register_forward_hook(hook)
     try:
         with torch.no_grad():
             run_forward()
@@ -391,7 +393,7 @@ def find_post_activation_reason(net, layer, run_forward):
             return ('its output is modified in place after the layer returns (an inplace activation such as '
                     'LeakyReLU(inplace=True), or an inplace add), so hooks see the modified, not the layer\'s, values')
         if bool((output >= 0).all()):
-            return 'its output is never negative (it looks post-ReLU)'
+            return f'its {side} is never negative (it looks post-ReLU)'
     return None
 
 

@@ -10,9 +10,15 @@ import difflib
 import torch
 from torch import nn as nn
 
-__all__ = ['FeatureRecorder', 'UnknownModulePathError', 'stack_frames', 'unwrap_network']
+__all__ = ['FSR_TAP', 'FeatureRecorder', 'UnknownModulePathError', 'fsr_tap', 'split_tap', 'stack_frames',
+           'unwrap_network']
 
 _WRAPPER_PREFIX = 'module.'
+_TAP_SIDES = ('output', 'input')
+# F^SR of every network: what its output convolution (the one that maps to 3 channels) receives. Taking the input of
+# that conv, rather than the output of the layer before it, makes the tap independent of whether an activation
+# follows that layer and whether it runs in place (EDVR's in-place LeakyReLU, VESPCN's out-of-place ReLU).
+FSR_TAP = 'conv_last:input'
 
 
 class UnknownModulePathError(KeyError, ValueError):
@@ -44,6 +50,25 @@ def unwrap_network(net):
     return net
 
 
+def fsr_tap(net):
+    """The F^SR tap of ``net``: its class's ``FSR_TAP`` if it declares one, else :data:`FSR_TAP`."""
+    return getattr(unwrap_network(net), 'FSR_TAP', FSR_TAP)
+
+
+def split_tap(tap):
+    """``'conv_last:input'`` -> ``('conv_last', 'input')``; a bare path records the module's output.
+
+    ``:input`` records the first positional input of the module (a forward pre-hook), ``:output`` (the default)
+    its output.
+    """
+    path, sep, side = tap.rpartition(':')
+    if not sep:
+        return tap, 'output'
+    if side not in _TAP_SIDES:
+        raise ValueError(f'Tap "{tap}": the part after ":" must be one of {list(_TAP_SIDES)}, got "{side}"')
+    return path, side
+
+
 def _resolve_path(modules, path):
     """Map a user path (maybe with leading ``module.`` from a wrapped checkpoint/config) to a key of ``modules``."""
     candidate = path
@@ -66,7 +91,7 @@ def _resolve_path(modules, path):
 
 
 class FeatureRecorder:
-    """Record the outputs of named sub-modules on every call, in call order.
+    """Record the outputs (or inputs) of named sub-modules on every call, in call order.
 
     Every call is kept (not only the last) because recurrent networks such as BasicVSR call their HR layer once
     per frame inside one forward; see :func:`stack_frames` to turn the calls into per-frame features.
@@ -75,8 +100,10 @@ class FeatureRecorder:
 
     Args:
         net (nn.Module): Network, possibly wrapped in DataParallel / DistributedDataParallel.
-        paths (list[str]): Dotted module paths, e.g. ``['conv_hr']`` or ``['body.3.conv1']``. A leading
-            ``module.`` is accepted. ``records`` is keyed by the paths exactly as given.
+        paths (list[str]): Taps: dotted module paths, e.g. ``['conv_hr']`` or ``['body.3.conv1']``, recording the
+            module's output, or ``'<path>:input'`` recording what the module receives (its first positional input;
+            F^SR is ``'conv_last:input'``, see :data:`FSR_TAP`). A leading ``module.`` is accepted. ``records`` is
+            keyed by the taps exactly as given.
         detach (bool): Store detached tensors (for the frozen teacher; saves keeping its graph). Default: False.
 
     Raises:
@@ -93,22 +120,41 @@ class FeatureRecorder:
         self.detach = detach
         modules = dict(self.net.named_modules())
         # resolve every path before registering any hook, so a bad path leaves the network untouched
-        resolved = {path: _resolve_path(modules, path) for path in paths}
+        resolved = {}
+        for tap in paths:
+            path, side = split_tap(tap)
+            resolved[tap] = (_resolve_path(modules, path), side)
         self.paths = paths
         self.records = {path: [] for path in paths}
         self.enabled = True
-        self._handles = [modules[name].register_forward_hook(self._make_hook(path)) for path, name in resolved.items()]
+        self._handles = []
+        for tap, (name, side) in resolved.items():
+            if side == 'input':
+                handle = modules[name].register_forward_pre_hook(self._make_input_hook(tap))
+            else:
+                handle = modules[name].register_forward_hook(self._make_hook(tap))
+            self._handles.append(handle)
+
+    def _record(self, path, value):
+        if not self.enabled:
+            return
+        if isinstance(value, (tuple, list)):
+            value = value[0]
+        self.records[path].append(value.detach() if self.detach else value)
 
     def _make_hook(self, path):
 
         def hook(module, inputs, output):
-            if not self.enabled:
-                return
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            self.records[path].append(output.detach() if self.detach else output)
+            self._record(path, output)
 
         return hook
+
+    def _make_input_hook(self, path):
+
+        def pre_hook(module, inputs):
+            self._record(path, inputs)
+
+        return pre_hook
 
     def clear(self):
         """Drop all recordings (call before each forward so calls from different iterations do not mix)."""

@@ -20,6 +20,7 @@ from basicsr.archs import build_network
 from basicsr.utils.matlab_functions import imresize
 from stdsr.models.clip_inference import run_clip, temporal_mode
 from stdsr.models.teacher import TeacherCheckpointError, check_state_dict_fits
+from stdsr.utils.feature_hooks import fsr_tap
 from stdsr.utils.options import OptionError, load_yaml, validate_options
 
 PROBE_SIZE = 64  # LR side of the scale probe: small, yet enough for SpyNet-based recurrent networks
@@ -74,8 +75,8 @@ class LoadedModel:
 
     @property
     def fsr_tap(self):
-        """Module path of F^SR: the arch's ``FSR_TAP`` if it declares one, else EDVR/BasicVSR's ``conv_hr``."""
-        return getattr(self.net, 'FSR_TAP', 'conv_hr')
+        """F^SR tap: the input of the network's output conv (``stdsr.utils.feature_hooks.fsr_tap``)."""
+        return fsr_tap(self.net)
 
     @torch.no_grad()
     def infer(self, lq, chunk=None):

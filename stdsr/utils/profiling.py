@@ -23,15 +23,14 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from stdsr.models.clip_inference import temporal_mode
-from stdsr.utils.feature_hooks import FeatureRecorder, UnknownModulePathError
+from stdsr.utils.feature_hooks import FeatureRecorder, UnknownModulePathError, fsr_tap
 from stdsr.utils.options import OptionError, check_typed_section, load_yaml
 
 __all__ = [
-    'DEFAULT_TAP', 'NetworkProfile', 'ProfileError', 'count_flops', 'count_parameters', 'format_table',
+    'NetworkProfile', 'ProfileError', 'count_flops', 'count_parameters', 'format_table',
     'load_network_opt', 'output_frames', 'probe_tap_channels', 'profile_network', 'resolve_tap', 'time_forward'
 ]
 
-DEFAULT_TAP = 'conv_hr'
 LAYER_KEY = {'network_g': 'student_layer', 'network_t': 'teacher_layer'}
 
 
@@ -133,7 +132,7 @@ def load_network_opt(opt_path, net_key='network_g'):
 
 
 def resolve_tap(net, net_key='network_g', opt=None, tap=None):
-    """(taps, source): ``tap`` > the option file's distill layer for ``net_key`` > ``FSR_TAP`` > ``conv_hr``.
+    """(taps, source): ``tap`` > the option file's distill layer for ``net_key`` > F^SR (the input of ``conv_last``).
 
     The distill layer is ``distill.student_layer`` for network_g and ``teacher_layer`` for network_t, else the
     per-loss overrides (in file order). Lists are kept: a loss may read several layers.
@@ -150,10 +149,7 @@ def resolve_tap(net, net_key='network_g', opt=None, tap=None):
             layers += [layer for layer in _as_list((loss_opt or {}).get(layer_key)) if layer not in layers]
         if layers:
             return layers, f'distill.losses.*.{layer_key}'
-    fsr_tap = getattr(type(net), 'FSR_TAP', None)
-    if fsr_tap is not None:
-        return _as_list(fsr_tap), 'FSR_TAP'
-    return [DEFAULT_TAP], 'default'
+    return [fsr_tap(net)], 'F^SR (input of conv_last)'
 
 
 def _as_list(layer):
