@@ -78,7 +78,9 @@ def test_gradients_reach_student_and_convlstm_never_teacher(tiny_demo_root, tmp_
         assert torch.equal(value, teacher_before[key]), f'teacher weight {key} changed'
     assert all(p.grad is not None for p in model.net_g.parameters())
     td = model.distill_terms['td'].loss
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in td.convlstm.parameters())
+    # the default TD form: a fixed ConvLSTM (no gradient), a trained width adapter (student 4 vs teacher 8 channels)
+    assert all(p.grad is None for p in td.convlstm.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in td.adapter.parameters())
     assert set(model.log_dict) >= {'l_pix', 'l_sd', 'l_td'}
     assert all(v > 0 for k, v in model.log_dict.items() if k.startswith('l_'))
     # the ConvLSTM is in the optimizer, in its own group
@@ -183,8 +185,9 @@ def test_bad_teacher_fails_before_an_existing_run_is_touched(tiny_demo_root, tmp
 
 def test_overhaul_on_a_post_activation_tap_fails_at_start_up(tiny_demo_root, tmp_path, teacher_ckpt):
     from stdsr.losses.kd_baselines_loss import FeatureTapError
-    extra = ['distill:losses={ofd: {type: OverhaulFeatureLoss, loss_weight: 1.0}}']  # conv_hr: in-place LeakyReLU
-    with pytest.raises(FeatureTapError, match=r"layer 'conv_hr' of network_g \(EDVR\)"):
+    extra = ['distill:losses={ofd: {type: OverhaulFeatureLoss, loss_weight: 1.0}}', 'distill:student_layer=conv_hr',
+             'distill:teacher_layer=conv_hr']  # an in-place LeakyReLU follows conv_hr
+    with pytest.raises(FeatureTapError, match=r"layer 'conv_hr' of network_g \(EDVR\).*modified in place"):
         build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, extra)
     ok = ['distill:losses={ofd: {type: OverhaulFeatureLoss, loss_weight: 1.0}}', 'distill:student_layer=upconv2',
           'distill:teacher_layer=upconv2']
@@ -192,3 +195,78 @@ def test_overhaul_on_a_post_activation_tap_fails_at_start_up(tiny_demo_root, tmp
     model.feed_data(batch)
     model.optimize_parameters(1)
     assert model.log_dict['l_ofd'] > 0
+
+
+def test_loss_share_calibrates_lambda_then_holds_it_and_logs_shares(tiny_demo_root, tmp_path, teacher_ckpt):
+    force = ['distill:balance={calibration_iters: 2}', 'distill:losses:sd={type: SpaceDistillLoss, loss_share: 0.5}',
+             'distill:losses:td={type: TimeDistillLoss, pool: 2, loss_share: 0.25}']
+    model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, force)
+    sd = model.distill_terms['sd']
+    assert sd.loss.loss_weight == 1.0 and sd.balance.share == 0.5
+    seen = []
+    for it in range(1, 5):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        seen.append(dict(model.log_dict))
+    assert seen[0]['sd_lambda'] > 0 and seen[0]['l_sd'] == 0.0  # step 1 only measures
+    # after calibration lambda holds: share * mean(pixel) / mean(raw) over the calibration steps
+    assert seen[1]['sd_lambda'] == seen[2]['sd_lambda'] == seen[3]['sd_lambda']
+    expected = 0.5 * float(sd.balance.pixel_sum) / float(sd.balance.raw_sum)
+    assert seen[3]['sd_lambda'] == pytest.approx(expected)
+    total = sum(v for k, v in seen[3].items() if k.startswith('l_'))
+    assert seen[3]['share_sd'] == pytest.approx(seen[3]['l_sd'] / total)
+    assert seen[3]['td_cell_t'] > 0 and seen[3]['td_frozen'] == 0.0
+    # lambda survives resume (the calibration sums are in the training state)
+    model.save_training_state(epoch=0, current_iter=4)
+    state = torch.load(tmp_path / 'experiments' / 'std' / 'training_states' / '4.state', weights_only=False)
+    fresh, _ = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, force)
+    assert fresh.distill_terms['sd'].balance.weight == 0.0
+    fresh.resume_training(state)
+    assert fresh.distill_terms['sd'].balance.weight == pytest.approx(seen[3]['sd_lambda'])
+
+
+@pytest.mark.parametrize('entry, message', [
+    ('distill:losses:sd:reduction=none', r"'distill.losses.sd.reduction' is 'none'"),
+    ('distill:losses:sd:loss_share=0.1', r"'distill.losses.sd.loss_weight' and 'distill.losses.sd.loss_share'"),
+    ('distill:balance={calibration_iterz: 3}', r"distill.balance.calibration_iterz"),
+])
+def test_bad_distill_weighting_options_fail_at_start_up(tiny_demo_root, tmp_path, teacher_ckpt, entry, message):
+    with pytest.raises(OptionError, match=message):
+        build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, [entry])
+
+
+def test_after_step_reduces_one_tensor_on_the_model_device(tiny_demo_root, tmp_path, teacher_ckpt, monkeypatch):
+    """nccl only reduces CUDA tensors: every collective of after_step must use the model's device."""
+    import torch.distributed as dist
+
+    model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt)
+    model.opt['dist'] = True  # pretend to run under torchrun; the collectives are recorded, not sent
+    calls = []
+    monkeypatch.setattr(dist, 'all_reduce', lambda tensor, *a, **k: calls.append(tensor))
+    monkeypatch.setattr(dist, 'get_world_size', lambda *a, **k: 1)
+    model.feed_data(batch)
+    loss_dict = model.compute_losses(1)
+    model.log_dict = {k: float(v) for k, v in loss_dict.items()}
+    model.after_step(1)
+    assert len(calls) == 1 and calls[0].device == model.device
+    # a CPU-only machine has one device, so move the model's device to 'meta': the reduced tensor must follow it
+    # (reading the values back then fails, as meta tensors hold none; what is checked is what was reduced)
+    model.device = torch.device('meta')
+    calls.clear()
+    model.compute_losses(2)
+    with pytest.raises((NotImplementedError, RuntimeError)):
+        model.after_step(2)
+    assert len(calls) == 1 and calls[0].device.type == 'meta'
+
+
+def test_grad_clip_clips_the_student_alone(tiny_demo_root, tmp_path, teacher_ckpt, monkeypatch):
+    model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, ['train:grad_clip=0.5'])
+    clipped = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', lambda params, norm: clipped.append(list(params)) or
+                        real(clipped[-1], norm))
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert len(clipped) == 1
+    student = {id(p) for p in model.net_g.parameters()}
+    assert {id(p) for p in clipped[0]} == student

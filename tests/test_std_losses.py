@@ -112,34 +112,49 @@ def test_convlstm_recurrence_1x1():
     torch.testing.assert_close(h_n, torch.full((1, 1, 2, 2), h))
 
 
-def test_time_loss_zero_for_identical_positive_otherwise():
+@pytest.mark.parametrize('form', ['fixed', 'paper'])
+def test_time_loss_zero_for_identical_positive_otherwise(form):
     torch.manual_seed(0)
-    loss_fn = TimeDistillLoss(4, 4, hidden_channels=3)
+    loss_fn = TimeDistillLoss(4, 4, hidden_channels=3, form=form)
     assert isinstance(loss_fn.adapter, nn.Identity)
     feat = torch.randn(2, 3, 4, 6, 6)
     assert loss_fn(feat, feat.clone()).item() == 0.0
-    assert loss_fn.last_raw_loss == 0.0
+    assert loss_fn.last_stats['raw'].item() == 0.0 and loss_fn.last_stats['cell_t'].item() > 0
     loss = loss_fn(feat, feat + torch.randn_like(feat))
-    assert loss.item() > 0 and loss_fn.last_raw_loss == pytest.approx(loss.item())
-    weighted = TimeDistillLoss(4, 4, hidden_channels=3, loss_weight=3.0)
+    assert loss.item() > 0 and loss_fn.last_stats['raw'].item() == pytest.approx(loss.item())
+    weighted = TimeDistillLoss(4, 4, hidden_channels=3, loss_weight=3.0, form=form)
     weighted.load_state_dict(loss_fn.state_dict())
     other = feat.flip(1)
     assert weighted(feat, other).item() == pytest.approx(3.0 * loss_fn(feat, other).item(), rel=1e-6)
-    assert weighted.last_raw_loss == pytest.approx(loss_fn.last_raw_loss, rel=1e-6)
+    assert weighted.last_stats['raw'].item() == pytest.approx(loss_fn.last_stats['raw'].item(), rel=1e-6)
+
+
+def _final_cells(loss_fn, student, teacher):
+    pooled = [nn.functional.avg_pool2d(f.flatten(0, 1), 2).unflatten(0, (2, 3)) for f in (student, teacher)]
+    (_, (_, c_s)), (_, (_, c_t)) = loss_fn.convlstm(pooled[0]), loss_fn.convlstm(pooled[1])
+    return c_s, c_t
 
 
 def test_time_loss_compares_final_cell_states():
     torch.manual_seed(0)
-    loss_fn = TimeDistillLoss(4, 4, hidden_channels=3, pool=2)
     student, teacher = torch.randn(2, 3, 4, 6, 6), torch.randn(2, 3, 4, 6, 6)
-    pooled = [nn.functional.avg_pool2d(f.flatten(0, 1), 2).unflatten(0, (2, 3)) for f in (student, teacher)]
-    (_, (_, c_s)), (_, (_, c_t)) = loss_fn.convlstm(pooled[0]), loss_fn.convlstm(pooled[1])
-    torch.testing.assert_close(loss_fn(student, teacher), ((c_s - c_t)**2).mean())
+    paper = TimeDistillLoss(4, 4, hidden_channels=3, pool=2, form='paper')
+    c_s, c_t = _final_cells(paper, student, teacher)
+    torch.testing.assert_close(paper(student, teacher), ((c_s - c_t)**2).mean())
+    # fixed (default): relative to the teacher cell's variance, per clip, then averaged over clips
+    fixed = TimeDistillLoss(4, 4, hidden_channels=3, pool=2)
+    c_s, c_t = _final_cells(fixed, student, teacher)
+    per_clip = ((c_s - c_t)**2).flatten(1).mean(1) / (c_t.flatten(1).var(1) + fixed.eps)
+    torch.testing.assert_close(fixed(student, teacher), per_clip.mean())
+    assert fixed.last_stats['cell_t'].item() == pytest.approx(c_t.abs().mean().item())
+    # scale-free: scaling both cell states leaves it unchanged (what a common rescaling of the memory cannot game)
+    assert (((2 * c_s - 2 * c_t)**2).flatten(1).mean(1) / (2 * c_t).flatten(1).var(1)).mean().item() == \
+        pytest.approx(per_clip.mean().item(), rel=1e-4)
 
 
-def test_time_loss_gradients_reach_student_convlstm_adapter_not_teacher():
+def test_time_loss_gradients_paper_form_trains_convlstm_through_both_streams():
     torch.manual_seed(0)
-    loss_fn = TimeDistillLoss(3, 5, hidden_channels=4)
+    loss_fn = TimeDistillLoss(3, 5, hidden_channels=4, form='paper')
     assert isinstance(loss_fn.adapter, nn.Conv2d)
     assert (loss_fn.adapter.in_channels, loss_fn.adapter.out_channels) == (3, 5)
     student = torch.randn(1, 3, 3, 5, 5, requires_grad=True)
@@ -149,6 +164,50 @@ def test_time_loss_gradients_reach_student_convlstm_adapter_not_teacher():
     assert teacher.grad is None
     for name, param in loss_fn.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_time_loss_fixed_form_moves_only_the_student_and_adapter():
+    torch.manual_seed(0)
+    loss_fn = TimeDistillLoss(3, 5, hidden_channels=4)
+    assert loss_fn.form == 'fixed' and not any(p.requires_grad for p in loss_fn.convlstm.parameters())
+    student = torch.randn(1, 3, 3, 5, 5, requires_grad=True)
+    teacher = torch.randn(1, 3, 5, 5, 5, requires_grad=True)
+    loss_fn(student, teacher).backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0 and teacher.grad is None
+    assert all(p.grad is None for p in loss_fn.convlstm.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in loss_fn.adapter.parameters())
+
+
+def _train_convlstm_alone(form, steps, seed=0, lr=4e-4):
+    """A student that never improves (S = T + noise, new clips each step); only the TD module is optimised.
+
+    Returns the unweighted L_TD of every step.
+    """
+    torch.manual_seed(seed)
+    loss_fn = TimeDistillLoss(8, 8, hidden_channels=8, form=form, freeze_threshold=0)
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=lr)
+    raw = []
+    for _ in range(steps):
+        teacher = torch.rand(4, 3, 8, 8, 8)
+        student = (teacher + 0.3 * torch.randn_like(teacher)).requires_grad_()  # a leaf nobody optimises
+        optimizer.zero_grad()
+        loss_fn(student, teacher).backward()
+        optimizer.step()
+        raw.append(loss_fn.last_stats['raw'].item())
+    return raw
+
+
+def test_time_loss_paper_form_collapses_and_the_default_form_does_not():
+    """The failure and the fix: the literal form's ConvLSTM zeroes L_TD on its own, the default form's cannot."""
+    steps = 1000
+
+    def start_end(raw):
+        return sum(raw[:20]) / 20, sum(raw[-20:]) / 20
+
+    start, end = start_end(_train_convlstm_alone('paper', steps))
+    assert end < 0.05 * start, (start, end)
+    start, end = start_end(_train_convlstm_alone('fixed', steps))
+    assert end > 0.5 * start, (start, end)
 
 
 def test_time_loss_pool_changes_convlstm_input():
@@ -163,6 +222,8 @@ def test_time_loss_pool_changes_convlstm_input():
     assert sizes[4] == [(1, 2, 2, 2, 2)] * 2
     with pytest.raises(ValueError):
         TimeDistillLoss(4, 4, pool=0)
+    with pytest.raises(ValueError, match='form'):
+        TimeDistillLoss(4, 4, form='literal')
 
 
 def test_time_loss_channel_and_shape_checks():
@@ -174,7 +235,7 @@ def test_time_loss_channel_and_shape_checks():
 
 
 def test_freeze_below_threshold_and_resume():
-    loss_fn = TimeDistillLoss(3, 5, hidden_channels=2, freeze_threshold=1e-8)
+    loss_fn = TimeDistillLoss(3, 5, hidden_channels=2, freeze_threshold=1e-8, form='paper')
     assert not loss_fn.update_frozen(1e-3)
     assert all(p.requires_grad for p in loss_fn.parameters()) and not loss_fn.frozen.item()
     assert loss_fn.update_frozen(1e-9)
@@ -187,12 +248,23 @@ def test_freeze_below_threshold_and_resume():
 
     state = loss_fn.state_dict()
     assert 'frozen' in state and state['frozen'].item()
-    fresh = TimeDistillLoss(3, 5, hidden_channels=2)
+    fresh = TimeDistillLoss(3, 5, hidden_channels=2, form='paper')
     assert all(p.requires_grad for p in fresh.parameters())
     fresh.load_state_dict(state)
     assert fresh.frozen.item() and not any(p.requires_grad for p in fresh.parameters())
     assert torch.equal(fresh.convlstm.conv.weight, loss_fn.convlstm.conv.weight)
     # also when nested in a parent module (prefixed keys), as in a model checkpoint
-    parent, fresh_parent = nn.ModuleDict({'td': loss_fn}), nn.ModuleDict({'td': TimeDistillLoss(3, 5, 2)})
+    parent, fresh_parent = nn.ModuleDict({'td': loss_fn}), nn.ModuleDict({'td': TimeDistillLoss(3, 5, 2, form='paper')})
     fresh_parent.load_state_dict(parent.state_dict())
     assert not any(p.requires_grad for p in fresh_parent.parameters())
+
+
+def test_fixed_form_freezes_its_adapter_and_never_trains_its_convlstm():
+    loss_fn = TimeDistillLoss(3, 5, hidden_channels=2, freeze_threshold=1e-3)
+    assert all(p.requires_grad for p in loss_fn.adapter.parameters())
+    assert loss_fn.update_frozen(1e-4)
+    assert not any(p.requires_grad for p in loss_fn.parameters())
+    fresh = TimeDistillLoss(3, 5, hidden_channels=2)
+    fresh.load_state_dict(TimeDistillLoss(3, 5, hidden_channels=2).state_dict())  # not frozen: adapter trains again
+    assert all(p.requires_grad for p in fresh.adapter.parameters())
+    assert not any(p.requires_grad for p in fresh.convlstm.parameters())

@@ -16,12 +16,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+_PERMUTATION_STREAM = 1  # spawn key: the order's seed stream is independent of the per-sample seeds
 _SEED_MOD = 2**31 - 1
 
 
 def sample_seed(seed, epoch, position):
     """A well-mixed 31-bit seed for one sample (SeedSequence avoids correlated neighbouring seeds)."""
     return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0]) % _SEED_MOD
+
+
+def permutation_seed(seed, epoch):
+    """Seed of an epoch's sample order: a function of the run's seed too, so different seeds see different orders
+    (a seed study would otherwise repeat one data order and understate the run-to-run spread)."""
+    return int(np.random.SeedSequence([seed, epoch], spawn_key=(_PERMUTATION_STREAM, )).generate_state(1)[0]) % _SEED_MOD
 
 
 class ResumableSampler(Sampler):
@@ -49,7 +56,7 @@ class ResumableSampler(Sampler):
 
     def __iter__(self):
         g = torch.Generator()
-        g.manual_seed(self.epoch)
+        g.manual_seed(permutation_seed(self.seed, self.epoch))
         perm = torch.randperm(self.total_size, generator=g).tolist()
         positions = range(self.rank, self.total_size, self.num_replicas)[self.start:]
         # lazily: a seed is derived only when the loader asks for that sample, not for the whole epoch up front

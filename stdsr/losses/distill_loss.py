@@ -103,20 +103,33 @@ class SpaceDistillLoss(nn.Module):
         return self.loss_weight * per_map
 
 
+_td_forms = ['fixed', 'paper']
+
+
 @LOSS_REGISTRY.register()
 class TimeDistillLoss(nn.Module):
-    """Time distillation (L_TD): MSE between the final ConvLSTM cell states of the student and teacher streams.
+    """Time distillation (L_TD): compare the final cell states of ONE ConvLSTM run over student and teacher F^SR.
 
-    ONE ConvLSTM is shared by both streams (as in the paper), so it must encode both clips the same way; it is
-    trained together with the student and frozen once the unweighted loss drops below ``freeze_threshold``,
-    because a jointly trained ConvLSTM can otherwise drive both cell states to the trivial all-zero solution.
+    ``form='paper'`` is the paper read literally: the shared ConvLSTM is trained by L_TD = MSE(c_s, c_t) through
+    both streams and frozen once L_TD < ``freeze_threshold``. It can win without the student: shrinking both cell
+    states lowers L_TD whatever the student does, and the freeze then locks the collapse in (kept for ablations).
+
+    ``form='fixed'`` (default) keeps the paper's structure (one ConvLSTM shared by both streams, final cell states
+    compared) but makes the ConvLSTM a fixed measuring stick, so that only the student can lower L_TD:
+
+    - the ConvLSTM keeps its (seeded, rank-0-broadcast) initial weights and gets no gradient. A ConvLSTM trained
+      by L_TD collapses; one trained by a teacher-only objective (we tried reconstructing and predicting the
+      teacher's features) also changes how strongly it responds to the student-teacher difference, and lowered
+      L_TD 10-70x with a student that never improved (docs/method.md);
+    - the cells are compared relative to the teacher cell's variance, mean((c_s - c_t)^2) / var(c_t) per clip:
+      scale-free, so ``loss_weight`` and ``freeze_threshold`` mean the same for any pair of networks;
+    - the teacher stream runs without autograd, which also halves the ConvLSTM's training cost.
+
+    Teacher features are detached in both forms: the teacher network never receives gradients.
 
     Our extensions: a learnable 1x1 conv ``adapter`` maps the student width to the teacher width when they differ
-    (else identity), so the shared ConvLSTM sees equally wide inputs; ``pool`` > 1 average-pools F^SR before the
-    ConvLSTM, which bounds its memory at HR resolution.
-
-    The teacher features are detached: the ConvLSTM still receives gradients through both streams, the teacher
-    network none.
+    (else identity), so the shared ConvLSTM sees equally wide inputs; it trains with the student in both forms and
+    freezes with the ConvLSTM. ``pool`` > 1 average-pools F^SR before the ConvLSTM, which bounds its cost at HR.
 
     Args:
         student_channels (int): Channels of the student F^SR.
@@ -124,9 +137,11 @@ class TimeDistillLoss(nn.Module):
         hidden_channels (int): ConvLSTM hidden/cell channels. Default: 16.
         kernel_size (int): ConvLSTM kernel size. Default: 3.
         pool (int): Average-pooling factor applied to F^SR first; 1 disables it. Default: 1.
-        freeze_threshold (float): Freeze the ConvLSTM and adapter once the unweighted loss is below it.
-            Default: 1e-8.
+        form (str): 'fixed' (default) or 'paper', see above.
+        freeze_threshold (float): Freeze the trainable modules (ConvLSTM in the paper's form, adapter) once the
+            unweighted loss is below it. Default: 1e-8.
         loss_weight (float): Loss weight. Default: 1.0.
+        eps (float): Added to the teacher cell variance in the 'fixed' comparison. Default: 1e-8.
     """
 
     def __init__(self,
@@ -135,44 +150,53 @@ class TimeDistillLoss(nn.Module):
                  hidden_channels=16,
                  kernel_size=3,
                  pool=1,
+                 form='fixed',
                  freeze_threshold=1e-8,
-                 loss_weight=1.0):
+                 loss_weight=1.0,
+                 eps=1e-8):
         super(TimeDistillLoss, self).__init__()
         if int(pool) != pool or pool < 1:
             raise ValueError(f'TimeDistillLoss pool must be a positive integer, got {pool}')
+        if form not in _td_forms:
+            raise ValueError(f'Unsupported TimeDistillLoss form: {form}. Supported ones are: {_td_forms}')
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
         self.pool = int(pool)
+        self.form = form
         self.freeze_threshold = freeze_threshold
         self.loss_weight = loss_weight
+        self.eps = eps
         self.convlstm = ConvLSTM(teacher_channels, hidden_channels, kernel_size)
+        if form == 'fixed':
+            self.convlstm.requires_grad_(False)
         if student_channels != teacher_channels:
             self.adapter = nn.Conv2d(student_channels, teacher_channels, 1)
         else:
             self.adapter = nn.Identity()
         # persistent so that a resumed run stays frozen; requires_grad is restored in _load_from_state_dict
         self.register_buffer('frozen', torch.tensor(False), persistent=True)
-        self._last_raw_loss = None
+        self._is_frozen = False  # mirrors `frozen` on the host: read every step, it must not sync a GPU
+        self.last_stats = {}
 
     @property
     def is_frozen(self):
-        return bool(self.frozen)
+        return self._is_frozen
 
-    @property
-    def last_raw_loss(self):
-        """Unweighted loss of the last forward as a float (None before any); converted lazily to avoid a sync."""
-        return None if self._last_raw_loss is None else float(self._last_raw_loss)
+    def trainable_modules(self):
+        """What trains with the student (and freezes below the threshold): the adapter, and the paper's ConvLSTM."""
+        return [self.adapter] + ([self.convlstm] if self.form == 'paper' else [])
 
     def _set_trainable(self, trainable):
-        for param in self.parameters():
-            param.requires_grad_(trainable)
-            if not trainable:
-                param.grad = None  # a stale grad would otherwise keep being applied by the optimizer
+        for module in self.trainable_modules():
+            for param in module.parameters():
+                param.requires_grad_(trainable)
+                if not trainable:
+                    param.grad = None  # a stale grad would otherwise keep being applied by the optimizer
 
     def update_frozen(self, raw_loss_value):
-        """Freeze the ConvLSTM and adapter for good once ``raw_loss_value`` < freeze_threshold.
+        """Freeze the trainable modules for good once ``raw_loss_value`` < freeze_threshold.
 
-        ``raw_loss_value`` is the UNWEIGHTED loss (e.g. ``last_raw_loss``). Under DDP the caller must pass a value
+        ``raw_loss_value`` is the UNWEIGHTED loss (``last_stats['raw']``). Under DDP the caller must pass a value
         all ranks agree on (all-reduce it first); otherwise ranks freeze at different iterations and diverge.
 
         Returns:
@@ -180,12 +204,14 @@ class TimeDistillLoss(nn.Module):
         """
         if not self.is_frozen and float(raw_loss_value) < self.freeze_threshold:
             self.frozen.fill_(True)
+            self._is_frozen = True
             self._set_trainable(False)
         return self.is_frozen
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        # loading copies values only; the requires_grad flags must follow the loaded `frozen`
+        # loading copies values only; the host flag and the requires_grad flags must follow the loaded `frozen`
+        self._is_frozen = bool(self.frozen)
         self._set_trainable(not self.is_frozen)
 
     def _encode(self, feat, adapter=None):
@@ -216,6 +242,15 @@ class TimeDistillLoss(nn.Module):
             raise ValueError(f'TimeDistillLoss was built for student/teacher channels {self.student_channels}/'
                              f'{self.teacher_channels}, got features {tuple(student_feat.shape)} and '
                              f'{tuple(teacher_feat.shape)}')
-        raw = F.mse_loss(self._encode(student_feat, self.adapter), self._encode(teacher_feat.detach()))
-        self._last_raw_loss = raw.detach()
+        if self.form == 'paper':
+            cell_t = self._encode(teacher_feat.detach())
+            cell_s = self._encode(student_feat, self.adapter)
+            raw = F.mse_loss(cell_s, cell_t)
+        else:
+            with torch.no_grad():
+                cell_t = self._encode(teacher_feat)
+            cell_s = self._encode(student_feat, self.adapter)
+            per_clip = (cell_s - cell_t).pow(2).flatten(1).mean(1) / (cell_t.flatten(1).var(1) + self.eps)
+            raw = per_clip.mean()
+        self.last_stats = {'raw': raw.detach(), 'cell_t': cell_t.detach().abs().mean()}
         return self.loss_weight * raw

@@ -152,9 +152,10 @@ class ClipVSRModel(BaseModel):
         with phase(self, 'optimizer_step'):
             grad_clip = self.opt['train'].get('grad_clip')
             if grad_clip:
+                # the student alone: distillation modules in the same optimizer must not change how the student
+                # is clipped, or a distilled student and its baseline would be trained differently
                 self.efficiency.unscale(self.optimizer_g)
-                params = [p for g in self.optimizer_g.param_groups for p in g['params']]
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), grad_clip)
             self.efficiency.step(self.optimizer_g)
             self.after_step(current_iter)
             if self.ema_decay > 0:

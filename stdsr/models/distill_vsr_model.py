@@ -6,6 +6,7 @@ the student. Only the student is saved: its checkpoints are ordinary BasicSR che
 hooks live in this training model alone, so inference code and time are those of the plain student.
 """
 import inspect
+from collections import OrderedDict
 from copy import deepcopy
 
 import torch
@@ -19,23 +20,37 @@ from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 from stdsr.models.clip_inference import run_clip, temporal_mode
 from stdsr.models.clip_vsr_model import ClipVSRModel
 from stdsr.models.efficiency import as_normal_tensors, phase, teacher_grad_mode
+from stdsr.losses.loss_balance import ShareWeight
 from stdsr.models.teacher import build_frozen_teacher
 from stdsr.utils.feature_hooks import FeatureRecorder, stack_frames
 from stdsr.utils.options import OptionError, check_keys
 
-DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode'}
+DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode', 'balance'}
+BALANCE_KEYS = {'calibration_iters'}
 LAYER_KEYS = ('student_layer', 'teacher_layer')
+TERM_KEYS = set(LAYER_KEYS) | {'type', 'loss_share'}
+DEFAULT_CALIBRATION_ITERS = 50
 PROBE_SIZE = 64  # LR side of the start-up probe: small, yet large enough for SpyNet's 5-level pyramid
 
 
 class DistillTerm(nn.Module):
-    """One distillation loss with the student and teacher layers it reads (which may be lists)."""
+    """One distillation loss with the student and teacher layers it reads (which may be lists).
 
-    def __init__(self, loss, student_layer, teacher_layer):
+    With ``balance`` (a :class:`ShareWeight`, from ``loss_share``) the loss is built with weight 1 and the term
+    is weighted by the calibrated lambda; otherwise the loss applies its own ``loss_weight``.
+    """
+
+    def __init__(self, loss, student_layer, teacher_layer, balance=None):
         super().__init__()
         self.loss = loss
         self.student_layer = student_layer
         self.teacher_layer = teacher_layer
+        self.balance = balance
+
+    @property
+    def freezable(self):
+        """A term whose modules freeze below a threshold and are not frozen yet."""
+        return hasattr(self.loss, 'update_frozen') and not self.loss.is_frozen
 
 
 def as_list(layer):
@@ -61,9 +76,16 @@ class DistillVSRModel(ClipVSRModel):
         self.rec_t = FeatureRecorder(self.net_t, teacher_layers, detach=True)
         channels_s, channels_t = self._probe_channels()
         self.distill_terms = nn.ModuleDict()
+        calibration_iters = (self.distill_opt.get('balance') or {}).get('calibration_iters',
+                                                                         DEFAULT_CALIBRATION_ITERS)
         for (name, loss_opt), s_layer, t_layer in terms:
             loss_opt = self._fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t)
-            self.distill_terms[name] = DistillTerm(build_loss(loss_opt), s_layer, t_layer)
+            share = loss_opt.pop('loss_share', None)
+            balance = None
+            if share is not None:
+                loss_opt['loss_weight'] = 1.0
+                balance = ShareWeight(share, calibration_iters)
+            self.distill_terms[name] = DistillTerm(build_loss(loss_opt), s_layer, t_layer, balance)
         self._check_taps(student)
         self.distill_terms.to(self.device)
         self.efficiency.prepare_network(self.distill_terms)
@@ -75,15 +97,26 @@ class DistillVSRModel(ClipVSRModel):
         if not distill_opt or not distill_opt.get('losses'):
             raise OptionError("option 'distill.losses' is required for DistillVSRModel")
         check_keys(distill_opt, 'distill', DISTILL_KEYS)
+        check_keys(distill_opt.get('balance') or {}, 'distill.balance', BALANCE_KEYS)
         for name, loss_opt in distill_opt['losses'].items():
+            where = f'distill.losses.{name}'
             if 'type' not in loss_opt:
-                raise OptionError(f"option 'distill.losses.{name}' has no 'type'")
+                raise OptionError(f"option '{where}' has no 'type'")
             try:
                 loss_cls = LOSS_REGISTRY.get(loss_opt['type'])
             except KeyError as err:
-                raise OptionError(f"option 'distill.losses.{name}.type': {err}") from None
+                raise OptionError(f"option '{where}.type': {err}") from None
             valid = set(inspect.signature(loss_cls.__init__).parameters) - {'self'}
-            check_keys(loss_opt, f'distill.losses.{name}', valid | {'type'} | set(LAYER_KEYS))
+            check_keys(loss_opt, where, valid | TERM_KEYS)
+            if loss_opt.get('reduction', 'mean') not in ('mean', 'sum'):
+                raise OptionError(f"option '{where}.reduction' is '{loss_opt['reduction']}': a training loss must be "
+                                  "one number; use 'mean' or 'sum'")
+            if 'loss_share' in loss_opt and 'loss_weight' in loss_opt:
+                raise OptionError(f"options '{where}.loss_weight' and '{where}.loss_share' exclude each other: "
+                                  'give a fixed weight or a share of the pixel loss, not both')
+            share = loss_opt.get('loss_share')
+            if share is not None and not (isinstance(share, (int, float)) and share > 0):
+                raise OptionError(f"option '{where}.loss_share' must be a positive number, got {share!r}")
         return distill_opt
 
     def _term_options(self):
@@ -181,6 +214,8 @@ class DistillVSRModel(ClipVSRModel):
                 as_normal_tensors(self.rec_t.records)
         loss_dict = super().compute_losses(current_iter)
         batch, num_frames = self.lq.shape[:2]
+        # unweighted values read by after_step (balance calibration, freezing, logs): kept as tensors, no sync here
+        self.step_values = OrderedDict(l_pix=loss_dict['l_pix'].detach())
         with phase(self, 'distill_losses'), self.efficiency.full_precision():
             for name, term in self.distill_terms.items():
                 feats_s = [self.efficiency.loss_input(stack_frames(self.rec_s.records[p], batch, num_frames))
@@ -189,7 +224,13 @@ class DistillVSRModel(ClipVSRModel):
                            for p in as_list(term.teacher_layer)]
                 if not isinstance(term.student_layer, (list, tuple)):
                     feats_s, feats_t = feats_s[0], feats_t[0]
-                loss_dict[f'l_{name}'] = term.loss(feats_s, feats_t)
+                loss = term.loss(feats_s, feats_t)
+                if term.balance is not None:
+                    self.step_values[f'{name}.raw'] = loss.detach()
+                    loss = term.balance.weight * loss
+                for key, value in getattr(term.loss, 'last_stats', {}).items():
+                    self.step_values[f'{name}.{key}'] = value
+                loss_dict[f'l_{name}'] = loss
         self.rec_s.clear()
         self.rec_t.clear()
         return loss_dict
@@ -205,20 +246,33 @@ class DistillVSRModel(ClipVSRModel):
                 param.grad /= world_size
 
     def after_step(self, current_iter):
-        """Freeze time-distillation modules once their (rank-averaged) raw loss is below the threshold."""
+        """Balance calibration, freezing and distillation logs from this step's rank-averaged values.
+
+        All of them come from ONE all-reduce of one tensor on the model's device (nccl reduces CUDA tensors only),
+        so every rank takes the same decisions.
+        """
+        names = list(self.step_values)
+        values = torch.stack([v.detach().to(self.device, torch.float64).reshape(()) for v in self.step_values.values()])
+        if self.opt['dist']:
+            dist.all_reduce(values)
+            values /= dist.get_world_size()
+        step = dict(zip(names, values.tolist()))
         for name, term in self.distill_terms.items():
-            update = getattr(term.loss, 'update_frozen', None)
-            if update is None or bool(term.loss.frozen):
-                continue
-            raw = torch.tensor([float(term.loss.last_raw_loss)], dtype=torch.float64)
-            if self.opt['dist']:
-                dist.all_reduce(raw)
-                raw /= dist.get_world_size()
-            if update(raw.item()):
-                get_root_logger().info(f'iter {current_iter}: distill term {name} raw loss {raw.item():.3e} is '
-                                       'below its freeze threshold; its modules are frozen from now on')
-        self.log_dict.update({f'{name}_frozen': float(term.loss.frozen) for name, term in self.distill_terms.items()
-                              if hasattr(term.loss, 'frozen')})
+            if term.balance is not None:
+                term.balance.observe(step['l_pix'], step[f'{name}.raw'])
+                self.log_dict[f'{name}_lambda'] = term.balance.weight
+            if term.freezable and term.loss.update_frozen(step[f'{name}.raw']):
+                get_root_logger().info(f'iter {current_iter}: distill term {name} raw loss {step[f"{name}.raw"]:.3e} '
+                                       'is below its freeze threshold; its modules are frozen from now on')
+            for key in ('cell_t', 'anchor'):
+                if f'{name}.{key}' in step:
+                    self.log_dict[f'{name}_{key}'] = step[f'{name}.{key}']
+            if hasattr(term.loss, 'is_frozen'):
+                self.log_dict[f'{name}_frozen'] = float(term.loss.is_frozen)
+        total = sum(value for key, value in self.log_dict.items() if key.startswith('l_'))
+        if total > 0:
+            for name in self.distill_terms:
+                self.log_dict[f'share_{name}'] = self.log_dict[f'l_{name}'] / total
 
     # ------------------------------------------------------------------------------------------ inference
     @torch.no_grad()

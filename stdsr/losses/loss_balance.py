@@ -1,0 +1,69 @@
+"""Distillation weights that mean the same for every pair of networks: a term's share of the pixel loss.
+
+Raw distillation losses differ by orders of magnitude between pairs (a VESPCN pair's L_SD is ~100x an EDVR pair's),
+so one ``loss_weight`` cannot serve both. ``loss_share: s`` instead fixes lambda = s * mean(pixel) / mean(raw term),
+measured over the first ``calibration_iters`` steps and then held constant (a weight that kept following the
+losses would reward the student for inflating its distillation loss). The first step only measures (lambda = 0);
+later calibration steps use the ratio of the steps so far. The sums are rank-averaged, so every rank holds the
+same lambda, and they are buffers, so a resumed run keeps its lambda.
+"""
+import torch
+from torch import nn as nn
+
+__all__ = ['ShareWeight']
+
+
+class ShareWeight(nn.Module):
+    """The weight that makes a distillation term ``share`` times the pixel loss (see the module docstring).
+
+    Args:
+        share (float): Target ratio of the weighted term to the pixel loss during calibration, > 0.
+        calibration_iters (int): Steps measured before lambda is fixed, >= 1.
+    """
+
+    def __init__(self, share, calibration_iters):
+        super().__init__()
+        if not share > 0:
+            raise ValueError(f'loss_share must be positive, got {share}')
+        if int(calibration_iters) != calibration_iters or calibration_iters < 1:
+            raise ValueError(f'balance calibration_iters must be a positive integer, got {calibration_iters}')
+        self.share = float(share)
+        self.calibration_iters = int(calibration_iters)
+        self.register_buffer('pixel_sum', torch.zeros((), dtype=torch.float64))
+        self.register_buffer('raw_sum', torch.zeros((), dtype=torch.float64))
+        self.register_buffer('count', torch.zeros((), dtype=torch.long))
+        self.register_buffer('fixed_weight', torch.zeros((), dtype=torch.float64))
+        self._refresh()
+
+    def _refresh(self):
+        """Cache lambda and the calibration state as Python numbers: read every step, they must not sync a GPU."""
+        self.steps_seen = int(self.count)
+        if self.steps_seen >= self.calibration_iters:
+            self.weight = float(self.fixed_weight)
+        elif self.steps_seen == 0 or float(self.raw_sum) <= 0:
+            self.weight = 0.0
+        else:
+            self.weight = self.share * float(self.pixel_sum) / float(self.raw_sum)
+
+    @property
+    def calibrating(self):
+        return self.steps_seen < self.calibration_iters
+
+    def observe(self, pixel_loss, raw_loss):
+        """Add one step's rank-averaged, unweighted losses (floats) while calibrating; ignored afterwards."""
+        if not self.calibrating:
+            return
+        self.pixel_sum += float(pixel_loss)
+        self.raw_sum += float(raw_loss)
+        self.count += 1
+        if int(self.count) >= self.calibration_iters:
+            raw = float(self.raw_sum)
+            self.fixed_weight.fill_(self.share * float(self.pixel_sum) / raw if raw > 0 else 0.0)
+        self._refresh()
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._refresh()
+
+    def extra_repr(self):
+        return f'share={self.share}, calibration_iters={self.calibration_iters}'
