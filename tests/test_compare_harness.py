@@ -9,7 +9,8 @@ import yaml
 
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
-from e2e_helpers import load_script, logged_iters
+from e2e_helpers import logged_iters
+from stdsr.evaluation import distill_comparison
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / 'options' / 'train' / 'STD' / 'demo'
@@ -20,7 +21,7 @@ TINY = {'num_feat': 8, 'deformable_groups': 1, 'num_extract_block': 1, 'num_reco
 
 
 
-cd = load_script('compare_distillation')
+cd = distill_comparison
 
 
 def tiny_force(demo_root):
@@ -182,3 +183,38 @@ def test_plan_file_and_unknown_plan_keys(tmp_path):
     plan.write_text(yaml.safe_dump({'runs': [STD_OPT], 'seed': [1]}))
     with pytest.raises(cd.CompareError, match=r"unknown plan key\(s\) \['seed'\]"):
         cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
+
+
+def test_paired_differences_count_seeds_ahead_against_the_baseline_spread():
+    results = [
+        {'label': 'base', 'seed': 0, 'metrics': {'psnr': 30.0}},
+        {'label': 'base', 'seed': 1, 'metrics': {'psnr': 30.4}},
+        {'label': 'std', 'seed': 0, 'metrics': {'psnr': 30.1}},
+        {'label': 'std', 'seed': 1, 'metrics': {'psnr': 30.3}},
+    ]
+    paired = cd.paired_differences(results, 'base')
+    (row, ) = paired['rows']
+    assert row['label'] == 'std' and row['ahead'] == 1
+    assert row['diffs'][0] == pytest.approx(0.1) and row['diffs'][1] == pytest.approx(-0.1)
+    assert row['mean'] == pytest.approx(0.0) and paired['baseline_spread'] == pytest.approx(0.2828427, rel=1e-5)
+    text = cd.format_paired(paired)
+    assert '| std | +0.100 | -0.100 | 1/2 | +0.000 |' in text and 'spread of the baseline (std): 0.283 dB' in text
+
+
+def test_test_sets_from_flags_and_plan(tmp_path):
+    for sub in ('a/GT', 'a/LQ'):
+        (tmp_path / sub).mkdir(parents=True)
+    gt, lq = tmp_path / 'a' / 'GT', tmp_path / 'a' / 'LQ'
+    sets = cd.parse_test_sets([f'real={gt}:{lq}'], None, None)
+    assert sets == {'real': (str(gt), str(lq))}
+    assert cd.parse_test_sets(None, {'demo': {'gt': str(gt), 'lq': str(lq)}}, 'p.yml') == {'demo': (str(gt), str(lq))}
+    with pytest.raises(cd.CompareError, match='NAME=GT_ROOT:LQ_ROOT'):
+        cd.parse_test_sets(['real'], None, None)
+    with pytest.raises(cd.CompareError, match=r'test set real: no such folder .*nope'):
+        cd.parse_test_sets([f'real={gt}:{tmp_path}/nope'], None, None)
+    with pytest.raises(cd.CompareError, match=r'p.yml: test_sets.demo must be'):
+        cd.parse_test_sets(None, {'demo': {'gt': str(gt)}}, 'p.yml')
+    opt = {'datasets': {'val': {'name': 'v'}}}
+    settings = {'test_sets': sets, 'test_gt': None}
+    assert list(cd.eval_datasets(opt, settings, 'x.yml')) == ['real']
+    assert list(cd.eval_datasets(opt, {'test_sets': {}, 'test_gt': None}, 'x.yml')) == ['v']
