@@ -1,0 +1,201 @@
+"""CUDA, multi-GPU and launcher paths that no CI machine runs, each pinned on CPU (issue 15).
+
+The GPU-only decisions are tested with ``torch.cuda`` queries mocked (device count, capability, RNG state
+setters); DDP behaviour with two real gloo processes and tiny networks.
+"""
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+import stdsr  # noqa: F401
+from ddp_workers import ema_and_rng_worker
+from e2e_helpers import DEMO_OPTIONS
+
+BASELINE_OPT = str(DEMO_OPTIONS / 'train_VESPCNS_baseline_demo.yml')
+STD_OPT = str(DEMO_OPTIONS / 'train_VESPCNS_STD_demo.yml')
+TINY_G = ['network_g:num_feat=6', 'network_g:num_block=1', 'network_g:num_feat_hr=4', 'network_g:num_feat_flow=6',
+          'network_g:num_frame=3', 'datasets:train:num_frame=3']
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------------- DDP, 2 gloo ranks
+@pytest.fixture(scope='module')
+def two_rank_run(tmp_path_factory):
+    """One 2-process gloo run of ema_and_rng_worker (EMA on, seeds differ per rank as in stdsr.train)."""
+    work = tmp_path_factory.mktemp('ddp')
+    force = TINY_G + ['train:ema_decay=0.5', f'path:experiments_root={work}/exp', 'name=ddp_probe']
+    mp.spawn(ema_and_rng_worker, args=(free_port(), str(work), BASELINE_OPT, force), nprocs=2, join=True)
+    return [torch.load(work / f'rank{r}.pt', weights_only=False) for r in range(2)]
+
+
+def test_ema_is_identical_on_every_rank(two_rank_run):
+    rank0, rank1 = two_rank_run
+    for when in ('built', 'stepped'):
+        assert rank0[when][0] == pytest.approx(rank1[when][0], rel=1e-12), f'net_g differs {when}'
+        assert rank0[when][1] == pytest.approx(rank1[when][1], rel=1e-12), f'net_g_ema differs {when}'
+    assert rank0['built'][1] == pytest.approx(rank0['built'][0], rel=1e-12)  # EMA starts as the synced net_g
+
+
+def test_each_rank_resumes_its_own_rng_state(two_rank_run):
+    for out in two_rank_run:
+        assert out['restored']
+        assert torch.equal(out['after_save'][0], out['after_restore'][0])
+        assert out['after_save'][1] == out['after_restore'][1]
+    assert not torch.equal(two_rank_run[0]['after_save'][0], two_rank_run[1]['after_save'][0])
+
+
+# ------------------------------------------------------------------------------------- mocked torch.cuda queries
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """Pretend ``count`` CUDA devices are visible (only the queries; nothing may really touch a GPU)."""
+
+    def install(count, capability=(8, 0)):
+        monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+        monkeypatch.setattr(torch.cuda, 'device_count', lambda: count)
+        monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None: capability)
+        monkeypatch.setattr(torch.version, 'hip', None)
+        calls = SimpleNamespace(set_device=[], init_process_group=[])
+        monkeypatch.setattr(torch.cuda, 'set_device', calls.set_device.append)
+        monkeypatch.setattr(torch.distributed, 'init_process_group',
+                            lambda **kw: calls.init_process_group.append(kw))
+        return calls
+
+    return install
+
+
+def build_opt(opt_file, force, tmp_path):
+    from stdsr.utils.dist import init_dist_from_options
+    from stdsr.utils.options import parse_options
+    opt, _ = parse_options(['-opt', opt_file, '--force_yml', f'path:experiments_root={tmp_path}/exp', *force],
+                           is_train=True, root_path=str(tmp_path))
+    return init_dist_from_options(opt, 'none')
+
+
+def test_data_parallel_with_distillation_is_refused_naming_torchrun(fake_gpus, tmp_path):
+    from basicsr.models import build_model
+    from stdsr.utils.options import OptionError
+    fake_gpus(2)
+    opt = build_opt(STD_OPT, ['num_gpu=auto'], tmp_path)
+    assert opt['num_gpu'] == 2 and not opt['dist']
+    with pytest.raises(OptionError, match=r'DataParallel.*distillation.*torchrun --nproc_per_node=2') as err:
+        build_model(opt)  # refused before any network is moved to a (fake) GPU
+    assert '\n' not in str(err.value)
+
+
+@pytest.mark.parametrize('efficiency, refused', [('{compile: true}', 'compile'), ('{amp: bf16}', 'bf16'),
+                                                 ('{amp: fp16}', None), ('{channels_last: true}', None)])
+def test_data_parallel_refuses_compile_and_bf16(fake_gpus, tmp_path, efficiency, refused):
+    from stdsr.utils.device import prepare_device_options
+    from stdsr.utils.options import OptionError
+    fake_gpus(4)
+    opt = build_opt(BASELINE_OPT, ['num_gpu=2', f'train:efficiency={efficiency}'], tmp_path)
+    if refused is None:
+        prepare_device_options(opt)
+    else:
+        with pytest.raises(OptionError, match=rf'{refused}.*use torchrun'):
+            prepare_device_options(opt)
+    opt['dist'] = True  # one process per GPU under torchrun: no DataParallel, nothing refused
+    prepare_device_options(opt)
+
+
+def test_data_parallel_uses_num_gpu_devices_not_every_visible_one(monkeypatch):
+    from stdsr.models import clip_vsr_model
+    wrapped = {}
+
+    def fake_data_parallel(net, **kwargs):
+        wrapped.update(kwargs)
+        return net
+
+    monkeypatch.setattr(clip_vsr_model, 'DataParallel', fake_data_parallel)
+    owner = SimpleNamespace(device=torch.device('cpu'), opt={'dist': False, 'num_gpu': 2})
+    clip_vsr_model.ClipVSRModel.model_to_device(owner, torch.nn.Conv2d(1, 1, 1))
+    assert wrapped.get('device_ids') == [0, 1]  # the loader scaled the batch by num_gpu = 2, not by 4 visible
+
+
+@pytest.mark.parametrize('capability, refused', [((7, 0), True), ((7, 5), True), ((8, 0), False), ((9, 0), False)])
+def test_bf16_needs_native_support_not_emulation(fake_gpus, monkeypatch, capability, refused):
+    from stdsr.models.efficiency import TrainEfficiency
+    from stdsr.utils.options import OptionError
+    fake_gpus(1, capability=capability)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda including_emulation=True: True)  # V100 says yes
+    opt = {'train': {'efficiency': {'amp': 'bf16'}}}
+    if refused:
+        with pytest.raises(OptionError, match='native bfloat16.*use fp16'):
+            TrainEfficiency(opt, torch.device('cuda', 0))
+    else:
+        assert TrainEfficiency(opt, torch.device('cuda', 0)).amp == 'bf16'
+
+
+@pytest.mark.parametrize('backend', ['gloo', 'nccl'])
+def test_each_rank_gets_its_own_gpu_whatever_the_backend(fake_gpus, monkeypatch, backend):
+    from stdsr.utils.dist import init_dist
+    calls = fake_gpus(2)
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    assert init_dist('pytorch', num_gpu=2, backend=backend) == backend
+    assert calls.set_device == [1] and calls.init_process_group == [{'backend': backend}]
+
+
+def test_more_processes_than_gpus_is_an_error(fake_gpus, monkeypatch):
+    from stdsr.utils.dist import init_dist
+    calls = fake_gpus(2)
+    monkeypatch.setenv('LOCAL_RANK', '2')
+    with pytest.raises(RuntimeError, match='LOCAL_RANK 2 but 2 GPU'):
+        init_dist('pytorch', num_gpu=2, backend='nccl')
+    assert calls.set_device == [] and calls.init_process_group == []  # never stacked on cuda:0
+
+
+def test_cpu_ranks_do_not_touch_cuda(fake_gpus, monkeypatch):
+    from stdsr.utils.dist import init_dist
+    calls = fake_gpus(2)
+    monkeypatch.setenv('LOCAL_RANK', '5')
+    assert init_dist('pytorch', num_gpu=0) == 'gloo'
+    assert calls.set_device == []
+
+
+def test_slurm_local_rank_comes_from_slurm_localid(fake_gpus, monkeypatch):
+    from stdsr.utils import dist as dist_util
+    calls = fake_gpus(4)
+    # 8 tasks on 4 nodes of 4 GPUs: task 6 is the second (local id 1) of its node; 6 % 4 would say GPU 2
+    for key, value in dict(SLURM_PROCID='6', SLURM_NTASKS='8', SLURM_NODELIST='node[1-4]', SLURM_LOCALID='1',
+                           MASTER_ADDR='x', MASTER_PORT='1', WORLD_SIZE='0', RANK='0', LOCAL_RANK='0').items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(dist_util.subprocess, 'getoutput', lambda cmd: 'node1')
+    dist_util.init_dist('slurm', num_gpu=4, backend='nccl')
+    assert calls.set_device == [1]
+    assert (dist_util.os.environ['RANK'], dist_util.os.environ['WORLD_SIZE']) == ('6', '8')
+
+
+def test_resume_with_rng_states_of_more_gpus_than_present(fake_gpus, monkeypatch):
+    from stdsr.models.clip_vsr_model import restore_rng_state  # where stdsr.train imported it from before
+    from stdsr.utils.rng_state import capture_rng_state
+    fake_gpus(1)
+    restored = []
+
+    def set_rng_state(state, device='cuda'):
+        index = torch.device(device).index if not isinstance(device, int) else device
+        if (index or 0) >= torch.cuda.device_count():
+            raise IndexError(f'no CUDA device {index}')  # what torch raises on the real machine
+        restored.append(index or 0)
+
+    monkeypatch.setattr(torch.cuda, 'set_rng_state', set_rng_state)
+    monkeypatch.setattr(torch.cuda.random, 'set_rng_state', set_rng_state)
+    state = dict(capture_rng_state(), cuda=[torch.zeros(16, dtype=torch.uint8)] * 8)  # saved on 8 GPUs
+    restore_rng_state(state)
+    assert restored == [0]
+
+
+def test_rank_rng_state_is_this_ranks_or_none_for_another_world_size():
+    from stdsr.utils.rng_state import rank_rng_state
+    per_rank = {'rng': 'r0', 'rng_per_rank': ['r0', 'r1']}
+    assert rank_rng_state(per_rank, 1, 2) == 'r1'
+    assert rank_rng_state(per_rank, 0, 1) is None  # 2 processes saved it: model-side RNG cannot match
+    assert rank_rng_state({'rng': 'r0'}, 0, 1) == 'r0'  # states written before per-rank saving
+    assert rank_rng_state({'rng': 'r0'}, 1, 2) is None
