@@ -3,7 +3,9 @@
 The GPU-only decisions are tested with ``torch.cuda`` queries mocked (device count, capability, RNG state
 setters); DDP behaviour with two real gloo processes and tiny networks.
 """
+import os
 import socket
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -199,3 +201,109 @@ def test_rank_rng_state_is_this_ranks_or_none_for_another_world_size():
     assert rank_rng_state(per_rank, 0, 1) is None  # 2 processes saved it: model-side RNG cannot match
     assert rank_rng_state({'rng': 'r0'}, 0, 1) == 'r0'  # states written before per-rank saving
     assert rank_rng_state({'rng': 'r0'}, 1, 2) is None
+
+
+# --------------------------------------------------------------------------------- compile, loading, determinism
+def test_validation_runs_the_compiled_student_eagerly(tmp_path):
+    from e2e_helpers import build_training_model
+    model = build_training_model(BASELINE_OPT, TINY_G + [f'path:experiments_root={tmp_path}/exp'], tmp_path)
+    bare = model.get_bare_model(model.net_g)
+    compiled_calls = []
+
+    def compiled(*args, **kwargs):  # stands in for the graph torch.compile traced for training
+        compiled_calls.append(args[0].shape)
+        return bare._call_impl(*args, **kwargs)
+
+    bare._compiled_call_impl = compiled
+    model.infer(torch.rand(1, 3, 3, 8, 8))
+    assert compiled_calls == []  # eval / no_grad / full frames would each recompile it
+    assert bare._compiled_call_impl is compiled
+    model.feed_data({'lq': torch.rand(1, 3, 3, 8, 8), 'gt': torch.rand(1, 3, 3, 32, 32)})
+    model.optimize_parameters(1)
+    assert compiled_calls  # training still runs the compiled graph
+
+
+def test_loaders_pin_memory_on_cuda_only(fake_gpus, tmp_path):
+    from stdsr.utils.device import apply_loader_defaults
+    cpu = build_opt(BASELINE_OPT, ['num_gpu=0'], tmp_path)
+    assert 'pin_memory' not in apply_loader_defaults(cpu)['datasets']['train']
+    fake_gpus(1)
+    gpu = build_opt(BASELINE_OPT, ['num_gpu=1'], tmp_path)
+    assert apply_loader_defaults(gpu)['datasets']['train']['pin_memory'] is True
+    unpinned = build_opt(BASELINE_OPT, ['num_gpu=1', 'datasets:train:pin_memory=false'], tmp_path)
+    assert apply_loader_defaults(unpinned)['datasets']['train']['pin_memory'] is False  # an explicit choice stays
+
+
+def test_prefetch_mode_cuda_is_used_on_gpu(fake_gpus, monkeypatch, tmp_path):
+    from stdsr.utils import device
+    monkeypatch.setattr(device, 'CUDAPrefetcher', lambda loader, opt: ('cuda prefetcher', loader))
+    fake_gpus(1)
+    opt = build_opt(BASELINE_OPT, ['num_gpu=1', 'datasets:train:prefetch_mode=cuda'], tmp_path)
+    device.prepare_device_options(opt)
+    assert device.make_prefetcher('loader', opt) == ('cuda prefetcher', 'loader')
+
+
+def test_prefetch_mode_cuda_on_cpu_is_refused_before_anything_is_written(tiny_demo_root, tmp_path):
+    from e2e_helpers import tiny_run_overrides
+    from stdsr.train import train_pipeline
+    from stdsr.utils.options import OptionError
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 1, 'prefetch') + TINY_G + ['datasets:train:prefetch_mode=cuda']
+    with pytest.raises(OptionError, match='prefetch_mode: cuda.*use prefetch_mode: cpu'):
+        train_pipeline(['-opt', BASELINE_OPT, '--force_yml', *force], root_path=str(tmp_path))
+    assert not (tmp_path / 'experiments').exists()
+
+
+@pytest.fixture
+def restore_determinism():
+    flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = flags[:2]
+    torch.use_deterministic_algorithms(flags[2], warn_only=flags[3])
+
+
+@pytest.mark.parametrize('deterministic', [True, False])
+def test_train_deterministic_option(tmp_path, restore_determinism, deterministic):
+    from stdsr.utils.determinism import determinism_from_options
+    opt = build_opt(BASELINE_OPT, [f'train:deterministic={str(deterministic).lower()}'], tmp_path)
+    determinism_from_options(opt, is_train=True)
+    assert torch.backends.cudnn.deterministic is deterministic
+    assert torch.backends.cudnn.benchmark is not deterministic  # autotuning only when not deterministic
+    assert torch.are_deterministic_algorithms_enabled() is deterministic
+    if deterministic:
+        assert torch.is_deterministic_algorithms_warn_only_enabled()  # deform_conv2d backward warns, not stops
+
+
+def test_val_deterministic_option_for_stdsr_test(tmp_path, restore_determinism):
+    from stdsr.utils.determinism import determinism_from_options
+    from stdsr.utils.options import parse_options
+    test_opt = DEMO_OPTIONS.parents[2] / 'test' / 'STD'
+    opt_file = sorted(test_opt.glob('*.yml'))[0]
+    opt, _ = parse_options(['-opt', str(opt_file), '--force_yml', 'val:deterministic=true'], is_train=False,
+                           root_path=str(tmp_path))
+    determinism_from_options(opt, is_train=False)
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
+def test_a_step_reads_the_device_once_and_reduces_subclass_scalars_with_the_losses(tmp_path, monkeypatch):
+    from e2e_helpers import build_training_model
+    model = build_training_model(BASELINE_OPT, TINY_G + [f'path:experiments_root={tmp_path}/exp'], tmp_path)
+    model.step_scalars = lambda: {'raw': torch.tensor(2.5e-9, dtype=torch.float64), 'frozen': torch.tensor(True)}
+    model.feed_data({'lq': torch.rand(1, 3, 3, 8, 8), 'gt': torch.rand(1, 3, 3, 32, 32)})
+    reads = []
+
+    def recorder(method, original):
+        def read(self, *args):
+            caller = sys._getframe(1).f_code.co_filename  # torch's own reads (Adam's CPU step counter) aside
+            if 'torch' not in caller.split(os.sep):
+                reads.append(method)
+            return original(self, *args)
+        return read
+
+    for method in ('tolist', 'item', '__float__', '__bool__'):
+        monkeypatch.setattr(torch.Tensor, method, recorder(method, getattr(torch.Tensor, method)))
+    model.optimize_parameters(1)
+    monkeypatch.undo()
+    assert reads == ['tolist']  # the NaN guard's one host sync, shared with the subclass scalars
+    assert model.step_values['raw'] == pytest.approx(2.5e-9, rel=1e-6) and model.step_values['frozen'] == 1.0
+    assert list(model.log_dict) == ['l_pix']

@@ -155,7 +155,7 @@ class ClipVSRModel(BaseModel):
         with phase(self, 'backward'):
             self.efficiency.backward(l_total)
         self.sync_extra_grads()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
+        self.log_dict = self.reduce_loss_dict(loss_dict, self.step_scalars())
         bad = [name for name, value in self.log_dict.items() if not math.isfinite(value)]
         if bad:
             self.handle_non_finite(current_iter, bad)
@@ -189,16 +189,33 @@ class ClipVSRModel(BaseModel):
         raise NonFiniteLossError(f'iter {current_iter}: non-finite loss ({terms}); training stopped, the last '
                                  "saved checkpoint is kept (set 'train.nan_policy: skip' to skip such steps)")
 
-    def reduce_loss_dict(self, loss_dict):
+    def step_scalars(self):
+        """Subclass scalars (0-d tensors or numbers) that ``after_step`` needs as rank-averaged floats.
+
+        They ride on the losses' all-reduce and host read, on the model's device, so a step costs one
+        collective and one host sync however many values are read; ``after_step`` finds them in
+        ``self.step_values``.
+        """
+        return {}
+
+    def reduce_loss_dict(self, loss_dict, extra=None):
         """Rank-averaged float losses on every rank (BasicSR reduces to rank 0 only; all ranks must agree
-        on decisions taken from losses, such as stopping on NaN or freezing a module)."""
+        on decisions taken from losses, such as stopping on NaN or freezing a module).
+
+        This is the step's one host sync: the NaN guard must decide before the optimizer step.
+        """
+        extra = extra or {}
         with torch.no_grad():
             names = list(loss_dict)
-            values = torch.stack([loss_dict[k].detach().float().mean() for k in names])
+            scalars = [loss_dict[k].detach().float().mean() for k in names]
+            scalars += [torch.as_tensor(v).detach().to(self.device, torch.float32).reshape(()) for v in extra.values()]
+            values = torch.stack(scalars)
             if self.opt['dist']:
                 torch.distributed.all_reduce(values)
                 values /= self.opt['world_size']
-            return OrderedDict(zip(names, values.tolist()))
+            floats = values.tolist()
+        self.step_values = OrderedDict(zip(extra, floats[len(names):]))
+        return OrderedDict(zip(names, floats[:len(names)]))
 
     # ------------------------------------------------------------------------------------------- inference
     def inference_net(self):
