@@ -307,3 +307,29 @@ def test_a_step_reads_the_device_once_and_reduces_subclass_scalars_with_the_loss
     assert reads == ['tolist']  # the NaN guard's one host sync, shared with the subclass scalars
     assert model.step_values['raw'] == pytest.approx(2.5e-9, rel=1e-6) and model.step_values['frozen'] == 1.0
     assert list(model.log_dict) == ['l_pix']
+
+
+def test_compiled_student_under_ddp_keeps_the_all_reduce_overlap(tmp_path, monkeypatch):
+    """Compiled in place, then wrapped: DDP's forward is active while dynamo converts the student's frames, so
+    dynamo's DDPOptimizer splits the graph at bucket boundaries (what lets the all-reduce overlap the backward)."""
+    from basicsr.models import build_model
+    from torch._dynamo.backends.distributed import DDPOptimizer
+    from stdsr.utils.dist import destroy_dist
+    split = []
+    original_split = DDPOptimizer.compile_fn
+    monkeypatch.setattr(DDPOptimizer, 'compile_fn', lambda self, gm, inputs: split.append(1) or original_split(
+        self, gm, inputs))
+    original_compile = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, 'compile', lambda self: original_compile(self, backend='eager'))  # no C++
+    opt = build_opt(BASELINE_OPT, TINY_G + ['train:efficiency={compile: true}'], tmp_path)
+    torch.distributed.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)
+    try:
+        opt.update(dist=True, rank=0, world_size=1)
+        model = build_model(opt)
+        assert isinstance(model.net_g, torch.nn.parallel.DistributedDataParallel)
+        model.feed_data({'lq': torch.rand(1, 3, 3, 8, 8), 'gt': torch.rand(1, 3, 3, 32, 32)})
+        model.optimize_parameters(1)
+    finally:
+        destroy_dist()
+        torch._dynamo.reset()
+    assert split  # the compiled student went through DDPOptimizer
