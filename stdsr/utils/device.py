@@ -6,7 +6,8 @@ DataParallel cannot run, how batches reach the device (pinned memory, ``prefetch
 """
 import torch
 
-from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
+from basicsr.data.prefetch_dataloader import CPUPrefetcher
+from basicsr.data.prefetch_dataloader import CUDAPrefetcher as BasicSRCUDAPrefetcher
 
 from stdsr.utils.options import OptionError
 
@@ -104,8 +105,23 @@ def prepare_device_options(opt):
     return opt
 
 
+class CUDAPrefetcher(BasicSRCUDAPrefetcher):
+    """BasicSR's CUDAPrefetcher, plus ``record_stream``: the batch is allocated on the copy stream and used on
+    the compute stream, so without it the allocator may hand its memory to the next copy while still in use."""
+
+    def next(self):
+        torch.cuda.current_stream().wait_stream(self.stream)
+        batch = self.batch
+        if batch is not None:
+            for value in batch.values():
+                if torch.is_tensor(value) and value.is_cuda:
+                    value.record_stream(torch.cuda.current_stream())
+        self.preload()
+        return batch
+
+
 def make_prefetcher(loader, opt):
-    """CPUPrefetcher, or BasicSR's CUDAPrefetcher (copies the next batch on a side stream) for ``cuda``."""
+    """CPUPrefetcher, or a CUDA prefetcher (copies the next batch on a side stream) for ``cuda``."""
     if check_prefetch_mode(opt) == 'cuda':
         return CUDAPrefetcher(loader, opt)
     return CPUPrefetcher(loader)

@@ -29,10 +29,11 @@ CHECKS = OrderedDict([  # name -> what differs from the fp32 VESPCN pair (train 
     ('compile', {'train': {'efficiency': {'compile': True}}}),
     ('channels-last', {'train': {'efficiency': {'channels_last': True}}}),
     ('deterministic', {'train': {'deterministic': True}}),
+    ('prefetch-cuda', {'prefetch_mode': 'cuda'}),  # batches copied on a side stream from pinned memory
     ('edvr', {'pair': 'edvr'}),  # deform_conv2d (EDVR, the paper's networks) instead of flow warping
     ('torchrun-2', {'nproc': 2}),  # 2 processes, one GPU each (nccl); gloo on the CPU stand-in
 ])
-CUDA_ONLY = {'amp-fp16'}
+CUDA_ONLY = {'amp-fp16', 'prefetch-cuda'}
 NUM_FRAME, LQ_SIZE, SCALE, BATCH = 3, 16, 4, 2
 
 PAIRS = {
@@ -64,7 +65,7 @@ def tiny_pair_options(name, device, work):
         'datasets': {'train': {  # never read: the checks feed random clips; the model reads num_frame
             'name': 'random', 'type': 'PairedClipDataset', 'dataroot_gt': 'unused', 'dataroot_lq': 'unused',
             'meta_info_file': 'unused', 'io_backend': {'type': 'disk'}, 'num_frame': NUM_FRAME, 'gt_size': 64,
-            'batch_size_per_gpu': BATCH, 'num_worker_per_gpu': 0}},
+            'batch_size_per_gpu': BATCH, 'num_worker_per_gpu': 0, 'prefetch_mode': spec.get('prefetch_mode')}},
         'network_g': dict(student), 'network_t': dict(teacher),
         'path': {'pretrain_network_t': osp.join(work, f"teacher_{spec.get('pair', 'vespcn')}.pth"),
                  'experiments_root': osp.join(work, 'runs', name)},
@@ -100,7 +101,7 @@ def train_a_few_steps(opt_file, launcher='none', iters=3):
     from basicsr.models import build_model
     from basicsr.utils import set_random_seed
     from stdsr.utils.determinism import determinism_from_options
-    from stdsr.utils.device import prepare_device_options
+    from stdsr.utils.device import make_prefetcher, prepare_device_options
     from stdsr.utils.dist import all_gather_objects, destroy_dist, init_dist_from_options
     from stdsr.utils.options import parse_options
 
@@ -112,14 +113,14 @@ def train_a_few_steps(opt_file, launcher='none', iters=3):
         set_random_seed(opt['manual_seed'] + opt['rank'])
         model = build_model(opt)
         gen = torch.Generator().manual_seed(opt['rank'])
-        lq_shape = (BATCH, NUM_FRAME, 3, LQ_SIZE, LQ_SIZE)
-        gt_shape = (BATCH, NUM_FRAME, 3, LQ_SIZE * SCALE, LQ_SIZE * SCALE)
+        prefetcher = make_prefetcher(random_clip_loader(opt, iters, gen), opt)
+        prefetcher.reset()
         start = None
         for it in range(1, iters + 1):
             if it == 2:  # the first step includes compilation and autotuning
                 synchronize(model.device)
                 start = time.perf_counter()
-            model.feed_data({'lq': torch.rand(lq_shape, generator=gen), 'gt': torch.rand(gt_shape, generator=gen)})
+            model.feed_data(prefetcher.next())
             model.optimize_parameters(it)
             bad = [k for k, v in model.log_dict.items() if not math.isfinite(v)]
             if bad:
@@ -142,6 +143,15 @@ def train_a_few_steps(opt_file, launcher='none', iters=3):
         return {'rank': opt['rank'], 'detail': detail}
     finally:
         destroy_dist()
+
+
+def random_clip_loader(opt, iters, gen):
+    """A DataLoader of ``iters`` random batches, pinned as the training loader would be on this device."""
+    samples = [{'lq': torch.rand(NUM_FRAME, 3, LQ_SIZE, LQ_SIZE, generator=gen),
+                'gt': torch.rand(NUM_FRAME, 3, LQ_SIZE * SCALE, LQ_SIZE * SCALE, generator=gen)}
+               for _ in range(BATCH * iters)]
+    return torch.utils.data.DataLoader(samples, batch_size=BATCH,
+                                       pin_memory=bool(opt['datasets']['train'].get('pin_memory', False)))
 
 
 def synchronize(device):
