@@ -10,6 +10,7 @@ from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
 
+import numpy as np
 import torch
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
