@@ -8,8 +8,6 @@ import sys
 import time
 from os import path as osp
 
-import torch
-
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
@@ -17,6 +15,7 @@ from basicsr.utils import get_env_info
 from basicsr.utils.misc import mkdir_and_rename
 from basicsr.utils.options import dict2str
 
+from stdsr.utils.determinism import determinism_from_options
 from stdsr.utils.logger import add_log_file
 from stdsr.utils.dist import destroy_dist, init_dist_from_options
 from stdsr.utils.options import parse_options
@@ -41,7 +40,7 @@ def format_results_table(results):
 def test_pipeline(argv=None, root_path=None):
     opt, args = parse_options(argv, is_train=False, root_path=root_path)
     init_dist_from_options(opt, args.launcher)
-    torch.backends.cudnn.benchmark = True
+    determinism_from_options(opt, is_train=False)
     test_sets = []
     for phase, dataset_opt in sorted(opt.get('datasets', {}).items()):
         dataset = build_dataset(dataset_opt)

@@ -13,22 +13,21 @@ import sys
 import time
 from os import path as osp
 
-import torch
-
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
 from basicsr.data import build_dataloader, build_dataset
-from basicsr.data.prefetch_dataloader import CPUPrefetcher
 from basicsr.models import build_model
 from basicsr.utils import AvgTimer, MessageLogger, get_env_info, set_random_seed
 from basicsr.utils.misc import mkdir_and_rename
 from basicsr.utils.options import copy_opt_file, dict2str
 
 from stdsr.data.resumable_sampler import ResumableSampler, SeededSampleDataset
-from stdsr.models.clip_vsr_model import restore_rng_state
 from stdsr.utils.checkpoint import latest_training_state, load_training_state
+from stdsr.utils.determinism import determinism_from_options
+from stdsr.utils.device import make_prefetcher, prepare_device_options
 from stdsr.utils.dist import barrier, destroy_dist, init_dist_from_options, resolve_device
 from stdsr.utils.logger import add_log_file, init_tb_logger
 from stdsr.utils.options import parse_options
+from stdsr.utils.rng_state import restore_rank_rng_state
 
 
 def find_resume_state(opt):
@@ -101,7 +100,8 @@ def build_train_val_loaders(opt):
 def train_pipeline(argv=None, root_path=None):
     opt, args = parse_options(argv, is_train=True, root_path=root_path)
     init_dist_from_options(opt, args.launcher)
-    torch.backends.cudnn.benchmark = True
+    prepare_device_options(opt)
+    determinism_from_options(opt, is_train=True)
     seed = opt.setdefault('manual_seed', 0)
     set_random_seed(seed + opt['rank'])
 
@@ -137,13 +137,12 @@ def train_pipeline(argv=None, root_path=None):
         batch_in_epoch = (resume_state.get('loop') or {}).get('batch_in_epoch', 0)
         train_sampler.set_epoch(start_epoch)
         train_sampler.skip(batch_in_epoch * train_loader.batch_size)
-        if opt['world_size'] == 1 and 'rng' in resume_state:
-            restore_rng_state(resume_state['rng'])
+        restore_rank_rng_state(resume_state, opt['rank'], opt['world_size'])
     else:
         start_epoch, current_iter, batch_in_epoch = 0, 0, 0
 
     msg_logger = MessageLogger(opt, current_iter, tb_logger)
-    prefetcher = CPUPrefetcher(train_loader)
+    prefetcher = make_prefetcher(train_loader, opt)
     data_timer, iter_timer = AvgTimer(), AvgTimer()
     start_time = time.time()
     logger.info(f'Start training from epoch: {start_epoch}, iter: {current_iter}')

@@ -6,7 +6,6 @@ student and a distilled student see exactly the same data, loss and budget.
 """
 import math
 import os
-import random
 from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
@@ -24,9 +23,11 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from stdsr.models.clip_inference import run_clip, temporal_mode
-from stdsr.models.efficiency import TrainEfficiency, phase
+from stdsr.models.efficiency import TrainEfficiency, eager_calls, phase
 from stdsr.utils.checkpoint import atomic_torch_save, prune_checkpoints
+from stdsr.utils.device import check_data_parallel, data_parallel_device_ids
 from stdsr.utils.dist import all_gather_objects, get_dist_info, resolve_device
+from stdsr.utils.rng_state import capture_rng_state, restore_rng_state  # noqa: F401  (restore: re-exported)
 from stdsr.utils.options import optimizer_class, scheduler_class
 
 DEFAULT_PIXEL_OPT = {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'}
@@ -41,6 +42,7 @@ class ClipVSRModel(BaseModel):
     """Trains ``network_g`` on clips with ``train.pixel_opt`` (Charbonnier by default) on all N outputs."""
 
     def __init__(self, opt):
+        check_data_parallel(opt)  # before anything touches a GPU
         super().__init__(opt)
         self.device = resolve_device(opt)
         self.mode_g, self.window_g = temporal_mode(opt, 'network_g')
@@ -72,14 +74,6 @@ class ClipVSRModel(BaseModel):
         train_opt = self.opt['train']
         self.net_g.train()
         self.ema_decay = train_opt.get('ema_decay', 0) or 0
-        if self.ema_decay > 0:
-            self.net_g_ema = build_network(deepcopy(self.opt['network_g'])).to(self.device)
-            load_path = self.opt['path'].get('pretrain_network_g')
-            if load_path is not None:
-                self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
-            else:
-                self.model_ema(0)  # copy the freshly initialised weights
-            self.net_g_ema.eval()
         self.cri_pix = build_loss(deepcopy(train_opt.get('pixel_opt') or DEFAULT_PIXEL_OPT)).to(self.device)
         self.nan_policy = train_opt.get('nan_policy', 'stop')
         if self.nan_policy not in ('stop', 'skip'):
@@ -87,10 +81,28 @@ class ClipVSRModel(BaseModel):
         self.skipped_steps = 0
         self.efficiency = TrainEfficiency(self.opt, self.device)
         self.init_extra_training_modules()
+        # compiled in place before DDP wraps it: DDP's forward marks itself active while the compiled frames
+        # are converted, so dynamo's DDPOptimizer still splits the graph at bucket boundaries (overlap kept)
         self.efficiency.prepare_network(self.net_g, compile_net=True)
         self.net_g = self.model_to_device(self.net_g)
+        if self.ema_decay > 0:
+            self.init_ema()
         self.setup_optimizers()
         self.setup_schedulers()
+
+    def init_ema(self):
+        """``net_g_ema`` from the pretrained EMA weights, else a copy of ``net_g`` *after* DDP wrapping.
+
+        Ranks seed differently and DDP broadcasts rank 0's weights when it wraps ``net_g``; a copy taken
+        before would give every rank its own EMA, and validation (clips split over ranks) would mix them.
+        """
+        self.net_g_ema = build_network(deepcopy(self.opt['network_g'])).to(self.device)
+        load_path = self.opt['path'].get('pretrain_network_g')
+        if load_path is not None:
+            self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+        else:
+            self.net_g_ema.load_state_dict(self.get_bare_model(self.net_g).state_dict())
+        self.net_g_ema.eval()
 
     def init_extra_training_modules(self):
         """Subclasses build teachers, hooks and extra losses here, before DDP wrapping and optimizers."""
@@ -107,7 +119,7 @@ class ClipVSRModel(BaseModel):
             net = DistributedDataParallel(
                 net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
         elif self.opt['num_gpu'] > 1:
-            net = DataParallel(net)
+            net = DataParallel(net, device_ids=data_parallel_device_ids(self.opt))
         return net
 
     def setup_optimizers(self):
@@ -127,8 +139,8 @@ class ClipVSRModel(BaseModel):
 
     # --------------------------------------------------------------------------------------------- training
     def feed_data(self, data):
-        self.lq = data['lq'].to(self.device, non_blocking=True)
-        self.gt = data['gt'].to(self.device, non_blocking=True) if 'gt' in data else None
+        self.lq = to_device(data['lq'], self.device)
+        self.gt = to_device(data['gt'], self.device) if 'gt' in data else None
 
     def compute_losses(self, current_iter):
         """Forward the student on the clip and return the weighted loss terms by log name."""
@@ -144,7 +156,7 @@ class ClipVSRModel(BaseModel):
         with phase(self, 'backward'):
             self.efficiency.backward(l_total)
         self.sync_extra_grads()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
+        self.log_dict = self.reduce_loss_dict(loss_dict, self.step_scalars())
         bad = [name for name, value in self.log_dict.items() if not math.isfinite(value)]
         if bad:
             self.handle_non_finite(current_iter, bad)
@@ -179,16 +191,33 @@ class ClipVSRModel(BaseModel):
         raise NonFiniteLossError(f'iter {current_iter}: non-finite loss ({terms}); training stopped, the last '
                                  "saved checkpoint is kept (set 'train.nan_policy: skip' to skip such steps)")
 
-    def reduce_loss_dict(self, loss_dict):
+    def step_scalars(self):
+        """Subclass scalars (0-d tensors or numbers) that ``after_step`` needs as rank-averaged floats.
+
+        They ride on the losses' all-reduce and host read, on the model's device, so a step costs one
+        collective and one host sync however many values are read; ``after_step`` finds them in
+        ``self.step_values``.
+        """
+        return {}
+
+    def reduce_loss_dict(self, loss_dict, extra=None):
         """Rank-averaged float losses on every rank (BasicSR reduces to rank 0 only; all ranks must agree
-        on decisions taken from losses, such as stopping on NaN or freezing a module)."""
+        on decisions taken from losses, such as stopping on NaN or freezing a module).
+
+        This is the step's one host sync: the NaN guard must decide before the optimizer step.
+        """
+        extra = extra or {}
         with torch.no_grad():
             names = list(loss_dict)
-            values = torch.stack([loss_dict[k].detach().float().mean() for k in names])
+            scalars = [loss_dict[k].detach().float().mean() for k in names]
+            scalars += [torch.as_tensor(v).detach().to(self.device, torch.float32).reshape(()) for v in extra.values()]
+            values = torch.stack(scalars)
             if self.opt['dist']:
                 torch.distributed.all_reduce(values)
                 values /= self.opt['world_size']
-            return OrderedDict(zip(names, values.tolist()))
+            floats = values.tolist()
+        self.step_values = OrderedDict(zip(extra, floats[len(names):]))
+        return OrderedDict(zip(names, floats[:len(names)]))
 
     # ------------------------------------------------------------------------------------------- inference
     def inference_net(self):
@@ -203,7 +232,8 @@ class ClipVSRModel(BaseModel):
         net.eval()
         chunk = (self.opt.get('val') or {}).get('chunk_windows', 8)
         try:
-            return run_clip(net, lq, self.mode_g, self.window_g, chunk=chunk)
+            with eager_calls(net):  # the compiled training graph would recompile for eval, no_grad, full frames
+                return run_clip(net, lq, self.mode_g, self.window_g, chunk=chunk)
         finally:
             net.train(was_training)
 
@@ -289,7 +319,9 @@ class ClipVSRModel(BaseModel):
             self.save_network([self.net_g, self.net_g_ema], 'net_g', current_iter, ['params', 'params_ema'])
         else:
             self.save_network(self.net_g, 'net_g', current_iter)
-        self.save_training_state(epoch, current_iter, loop_state)
+        # every rank's RNG state (a collective, so before the rank-0-only save)
+        rng_states = all_gather_objects(capture_rng_state()) if current_iter != -1 else None
+        self.save_training_state(epoch, current_iter, loop_state, rng_states)
         keep = (self.opt.get('logger') or {}).get('keep_last_checkpoints')
         if keep and current_iter != -1 and get_dist_info()[0] == 0:
             prune_checkpoints(self.opt['path']['models'], self.opt['path']['training_states'], int(keep))
@@ -316,9 +348,10 @@ class ClipVSRModel(BaseModel):
         pass
 
     @master_only
-    def save_training_state(self, epoch, current_iter, loop_state=None):
+    def save_training_state(self, epoch, current_iter, loop_state=None, rng_states=None):
         if current_iter == -1:
             return
+        rng_states = rng_states or [capture_rng_state()]
         state = {
             'epoch': epoch,
             'iter': current_iter,
@@ -327,7 +360,8 @@ class ClipVSRModel(BaseModel):
             'schedulers': [s.state_dict() for s in self.schedulers],
             'extra': self.extra_training_state(),
             'skipped_steps': getattr(self, 'skipped_steps', 0),
-            'rng': capture_rng_state(),
+            'rng': rng_states[0],  # rank 0's, as before
+            'rng_per_rank': rng_states,
         }
         if getattr(self, 'efficiency', None) is not None and self.efficiency.state_dict():
             state['efficiency'] = self.efficiency.state_dict()  # the fp16 GradScaler's scale
@@ -341,16 +375,7 @@ class ClipVSRModel(BaseModel):
         self.efficiency.load_state_dict(resume_state.get('efficiency') or {})
 
 
-def capture_rng_state():
-    state = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
 
-
-def restore_rng_state(state):
-    random.setstate(state['python'])
-    np.random.set_state(state['numpy'])
-    torch.set_rng_state(state['torch'].cpu())
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state['cuda']])
+def to_device(tensor, device):
+    """Asynchronous copy only from pinned memory (from pageable memory ``non_blocking`` buys nothing)."""
+    return tensor.to(device, non_blocking=tensor.is_pinned())

@@ -22,6 +22,7 @@ import torch
 
 from basicsr.utils import get_root_logger
 
+from stdsr.utils.device import bf16_native
 from stdsr.utils.options import OptionError
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -72,8 +73,9 @@ class TrainEfficiency:
         if amp == 'fp16' and self.device.type != 'cuda':
             raise OptionError("option 'train.efficiency.amp: fp16' needs CUDA (float16 training needs a GradScaler "
                               'and fast fp16 kernels); use bf16 on CPU')
-        if amp == 'bf16' and self.device.type == 'cuda' and not torch.cuda.is_bf16_supported():
-            raise OptionError("option 'train.efficiency.amp: bf16': this GPU does not support bfloat16; use fp16")
+        if amp == 'bf16' and self.device.type == 'cuda' and not bf16_native(self.device):
+            raise OptionError("option 'train.efficiency.amp: bf16': this GPU has no native bfloat16 (compute "
+                              'capability below 8.0); use fp16')
         self.amp = amp
         self.amp_dtype = AMP_DTYPES.get(amp)
         self.scaler = torch.amp.GradScaler('cuda') if amp == 'fp16' else None
@@ -170,6 +172,21 @@ def compile_with_fallback(net, efficiency=None):
 
     net._compiled_call_impl = guarded_call
     return net
+
+
+@contextlib.contextmanager
+def eager_calls(net):
+    """Run ``net`` (compiled in place) eagerly inside the block: validation and inference.
+
+    The compiled graph was traced for training: eval mode, no_grad and full-frame sizes would each recompile
+    it (and a failing recompile would end the run). The module, its weights and hooks are the same.
+    """
+    compiled = getattr(net, '_compiled_call_impl', None)
+    net._compiled_call_impl = None
+    try:
+        yield net
+    finally:
+        net._compiled_call_impl = compiled
 
 
 def is_compiled(net):

@@ -23,11 +23,19 @@ def init_dist(launcher, num_gpu, backend=None, port=None):
         _export_slurm_env(port)
     elif launcher != 'pytorch':
         raise ValueError(f"unknown launcher '{launcher}' (use none, pytorch or slurm)")
-    local_rank = int(os.environ.get('LOCAL_RANK', 0))
-    if backend == 'nccl':
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+    if num_gpu > 0 and torch.cuda.is_available():
+        torch.cuda.set_device(local_gpu(int(os.environ.get('LOCAL_RANK', 0))))  # whatever the backend
     dist.init_process_group(backend=backend)
     return backend
+
+
+def local_gpu(local_rank):
+    """The GPU of local rank ``local_rank``: one per process; more processes than GPUs is an error, not stacking."""
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise RuntimeError(f'LOCAL_RANK {local_rank} but {count} GPU(s) visible on this node: start at most {count} '
+                           'processes per node (torchrun --nproc_per_node, or SLURM tasks per node), one per GPU')
+    return local_rank
 
 
 def _export_slurm_env(port):
@@ -40,8 +48,9 @@ def _export_slurm_env(port):
     os.environ.setdefault('MASTER_ADDR', addr)
     os.environ['WORLD_SIZE'] = str(ntasks)
     os.environ['RANK'] = str(proc_id)
-    num_gpus = max(torch.cuda.device_count(), 1)
-    os.environ['LOCAL_RANK'] = str(proc_id % num_gpus)
+    # the task's index on its node (PROCID modulo the GPU count is wrong when nodes run fewer tasks than GPUs)
+    local_id = os.environ.get('SLURM_LOCALID')
+    os.environ['LOCAL_RANK'] = local_id if local_id is not None else str(proc_id % max(torch.cuda.device_count(), 1))
 
 
 def init_dist_from_options(opt, launcher):

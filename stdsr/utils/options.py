@@ -44,10 +44,11 @@ PATH_KEYS = {
 }
 PATH_KEY_PREFIXES = ('pretrain_network_', 'strict_load_', 'param_key_')
 TRAIN_KEYS = {
-    'ema_decay', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'grad_clip', 'nan_policy', 'efficiency'
+    'ema_decay', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'grad_clip', 'nan_policy', 'efficiency',
+    'deterministic'
 }
 TRAIN_KEY_PREFIXES = ('optim_', )
-VAL_KEYS = {'val_freq', 'save_img', 'metrics', 'suffix', 'max_clips', 'chunk_windows'}
+VAL_KEYS = {'val_freq', 'save_img', 'metrics', 'suffix', 'max_clips', 'chunk_windows', 'deterministic'}
 METRIC_KEYS = {'type', 'crop_border', 'test_y_channel', 'better', 'input_order'}
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb', 'keep_last_checkpoints'}
 DIST_KEYS = {'backend', 'port'}
