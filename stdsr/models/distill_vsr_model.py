@@ -214,8 +214,9 @@ class DistillVSRModel(ClipVSRModel):
                 as_normal_tensors(self.rec_t.records)
         loss_dict = super().compute_losses(current_iter)
         batch, num_frames = self.lq.shape[:2]
-        # unweighted values read by after_step (balance calibration, freezing, logs): kept as tensors, no sync here
-        self.step_values = OrderedDict(l_pix=loss_dict['l_pix'].detach())
+        # unweighted values read by after_step (balance calibration, freezing, logs): tensors, no sync here; they
+        # ride on the losses' all-reduce (step_scalars) and come back rank-averaged in self.step_values
+        self._step_tensors = OrderedDict(l_pix=loss_dict['l_pix'].detach())
         with phase(self, 'distill_losses'), self.efficiency.full_precision():
             for name, term in self.distill_terms.items():
                 feats_s = [self.efficiency.loss_input(stack_frames(self.rec_s.records[p], batch, num_frames))
@@ -226,10 +227,10 @@ class DistillVSRModel(ClipVSRModel):
                     feats_s, feats_t = feats_s[0], feats_t[0]
                 loss = term.loss(feats_s, feats_t)
                 if term.balance is not None:
-                    self.step_values[f'{name}.raw'] = loss.detach()
+                    self._step_tensors[f'{name}.raw'] = loss.detach()
                     loss = term.balance.weight * loss
                 for key, value in getattr(term.loss, 'last_stats', {}).items():
-                    self.step_values[f'{name}.{key}'] = value
+                    self._step_tensors[f'{name}.{key}'] = value
                 loss_dict[f'l_{name}'] = loss
         self.rec_s.clear()
         self.rec_t.clear()
@@ -245,18 +246,17 @@ class DistillVSRModel(ClipVSRModel):
                 dist.all_reduce(param.grad)
                 param.grad /= world_size
 
+    def step_scalars(self):
+        """The pixel loss, each raw distillation term and the time term's statistics, for ``after_step``."""
+        return self._step_tensors
+
     def after_step(self, current_iter):
         """Balance calibration, freezing and distillation logs from this step's rank-averaged values.
 
-        All of them come from ONE all-reduce of one tensor on the model's device (nccl reduces CUDA tensors only),
-        so every rank takes the same decisions.
+        They come with the losses' one all-reduce (on the model's device: nccl reduces CUDA tensors only), so
+        every rank takes the same decisions.
         """
-        names = list(self.step_values)
-        values = torch.stack([v.detach().to(self.device, torch.float64).reshape(()) for v in self.step_values.values()])
-        if self.opt['dist']:
-            dist.all_reduce(values)
-            values /= dist.get_world_size()
-        step = dict(zip(names, values.tolist()))
+        step = self.step_values
         for name, term in self.distill_terms.items():
             if term.balance is not None:
                 term.balance.observe(step['l_pix'], step[f'{name}.raw'])
