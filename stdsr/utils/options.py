@@ -283,8 +283,10 @@ def parse_options(argv=None, is_train=True, root_path=None):
     """
     args = build_arg_parser(is_train).parse_args(argv)
     opt = load_yaml(args.opt)
+    if args.force_yml:  # the file alone first, so a typo in an override is blamed on --force_yml, not the file
+        validate_options(load_yaml(args.opt), is_train, source=args.opt)
     apply_force_yml(opt, args.force_yml)
-    validate_options(opt, is_train, source=args.opt)
+    validate_options(opt, is_train, source='--force_yml' if args.force_yml else args.opt)
     opt['is_train'] = is_train
     opt['auto_resume'] = args.auto_resume
     opt['root_path'] = osp.abspath(root_path or os.getcwd())
