@@ -224,21 +224,12 @@ def lmdbs_complete(root, scale):
     return all(osp.isfile(osp.join(root, name, 'data.mdb')) for name in ('train_GT.lmdb', f'train_BIx{scale}.lmdb'))
 
 
-def _load_create_lmdb():
-    """Import the sibling script as a module (scripts/ is not a package)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'create_lmdb.py')
-    spec = importlib.util.spec_from_file_location('stdsr_create_lmdb', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def build_lmdbs(root, scale):
-    create_lmdb = _load_create_lmdb()
+    from stdsr.data.preparation.lmdb_writer import folder_to_lmdb
     for sub in ('GT', f'BIx{scale}'):
         # PNG level 0 inside the LMDB: decoding dominates reads, and level 0 decodes 2.2x faster (docs/performance.md)
-        create_lmdb.folder_to_lmdb(osp.join(root, 'train', sub), osp.join(root, f'train_{sub}.lmdb'), overwrite=True,
-                                   compress_level=0)
+        folder_to_lmdb(osp.join(root, 'train', sub), osp.join(root, f'train_{sub}.lmdb'), overwrite=True,
+                       compress_level=0, progress=False)
 
 
 def make_demo(args):
