@@ -20,6 +20,7 @@ from stdsr.models.clip_inference import run_clip
 from stdsr.utils import vsr_metrics as vm
 from stdsr.evaluation import benchmark
 from stdsr.inference import vsr_inference as inference
+from stdsr.utils import attention_figures as visualize
 from stdsr.inference.frame_io import InferenceInputError
 from stdsr.utils.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
 
@@ -28,7 +29,7 @@ from stdsr.utils.model_loading import LoadedModel, ModelLoadError, model_from_ck
 
 benchmark_script = load_script('benchmark')
 inference_script = load_script('inference_vsr')
-visualize = load_script('visualize_attention')
+visualize_script = load_script('visualize_attention')
 
 
 @ARCH_REGISTRY.register()
@@ -407,7 +408,7 @@ def test_visualize_attention_writes_figures_of_the_documented_size(tmp_path, net
     clip = 'chelsea_000'
     gt, lq = tiny_demo_root / 'test' / 'GT' / clip, tiny_demo_root / 'test' / 'BIx4' / clip
     out = tmp_path / 'figs'
-    written = visualize.main([
+    written = visualize_script.main([
         '--opt', f"baseline={nets['opt_a']}", '--ckpt', f"STD={nets['ckpt_b']}", '--ckpt', f"teacher={nets['ckpt_rf']}",
         '--arch-opt', nets['arch'], '--arch-opt', nets['arch_rf'], '--gt', str(gt), '--lq', str(lq), '--frames', '1,3',
         '--crop', '8,16,24,20', '--panel-px', '100', '--out', str(out), '--device', 'cpu'
@@ -422,11 +423,11 @@ def test_visualize_attention_writes_figures_of_the_documented_size(tmp_path, net
     assert crops.shape[:2] == (118, 6 * 100)
     assert attention.std() > 10 and crops.std() > 10
     with pytest.raises(visualize.VisualizationError, match='--overwrite'):
-        visualize.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '1,3', '--out', str(out)])
+        visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '1,3', '--out', str(out)])
     with pytest.raises(visualize.VisualizationError, match='--crop'):
-        visualize.main(['--opt', nets['opt_a'], '--gt', str(gt), '--crop', '60,0,10,10', '--out', str(tmp_path / 'o')])
+        visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--crop', '60,0,10,10', '--out', str(tmp_path / 'o')])
     # LR made from GT: the figure still works without --lq
-    visualize.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '0', '--panel-px', '80', '--out',
+    visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '0', '--panel-px', '80', '--out',
                     str(tmp_path / 'from_gt')])
     assert read_png(tmp_path / 'from_gt' / f'attention_{clip}_00000000.png').shape[:2] == (
         round(0.18 * 80) + 80 + 20, 12 + 240)
