@@ -9,7 +9,7 @@ Example (the demo's baseline, STD student and teacher on the first demo test cli
         --opt STD=options/train/STD/demo/train_VESPCNS_STD_demo.yml \\
         --opt teacher=options/train/STD/demo/train_VESPCN_teacher_demo.yml \\
         --gt datasets/demo/test/GT/chelsea_000 --lq datasets/demo/test/BIx4/chelsea_000 \\
-        --frames 2,5 --crop 40,40,64,64 --output results/attention
+        --frames 2,4 --crop 16,16,32,32 --output results/attention
 """
 import argparse
 import sys

@@ -17,6 +17,7 @@ import stdsr  # noqa: F401  (must precede basicsr)
 from basicsr.data.data_util import duf_downsample
 from stdsr.data.lr_degradation import bd_downsample, bi_downsample, downsample, gaussian_kernel_1d, mod_crop
 from e2e_helpers import load_script
+from stdsr.data.preparation import demo_clips
 from stdsr.data.preparation import lmdb_writer as create_lmdb
 from stdsr.data.preparation import lr_tree as gen_lr
 from stdsr.data.preparation.lr_tree import PreparationError
@@ -191,12 +192,12 @@ def test_demo_is_deterministic_per_seed(demo_roots):
 
 
 def test_demo_train_and_test_photos_disjoint(demo_roots):
-    assert not set(demo.TRAIN_PHOTOS) & set(demo.TEST_PHOTOS)
+    assert not set(demo_clips.TRAIN_PHOTOS) & set(demo_clips.TEST_PHOTOS)
     photos = {}
     for split in ('train', 'test'):
         meta = read_meta(osp.join(demo_roots['a'], f'meta_info_demo_{split}.txt'))
         photos[split] = {clip.rsplit('_', 1)[0] for clip, _, _ in meta}
-    assert photos['train'] <= set(demo.TRAIN_PHOTOS) and photos['test'] <= set(demo.TEST_PHOTOS)
+    assert photos['train'] <= set(demo_clips.TRAIN_PHOTOS) and photos['test'] <= set(demo_clips.TEST_PHOTOS)
     assert len(photos['train']) == 5 and len(photos['test']) == 3  # round-robin uses every photo
 
 
@@ -214,16 +215,16 @@ def test_demo_frames_move_by_small_subpixel_steps(demo_roots):
 
 def test_demo_trajectories_stay_inside_photo_and_never_upscale():
     size = 160
-    for name, roi in demo.TRAIN_PHOTOS.items():
-        photo = demo.load_photo(name)
-        x0, y0, x1, y1 = demo._roi(photo, roi)
+    for name, roi in demo_clips.TRAIN_PHOTOS.items():
+        photo = demo_clips.load_photo(name)
+        x0, y0, x1, y1 = demo_clips._roi(photo, roi)
         for seed in range(5):
             rng = np.random.default_rng(seed)
             traj = None
             while traj is None:
-                traj = demo.sample_trajectory(rng, 20, size, (x0, y0, x1, y1))
+                traj = demo_clips.sample_trajectory(rng, 20, size, (x0, y0, x1, y1))
             centre, scale, angle = traj
-            assert np.all(scale >= 1.0 - 1e-12) and np.all(scale <= demo.MAX_ZOOM_OUT * 1.1)
+            assert np.all(scale >= 1.0 - 1e-12) and np.all(scale <= demo_clips.MAX_ZOOM_OUT * 1.1)
             half = (size - 1) / 2
             for (cx, cy), s, a in zip(centre, scale, angle):
                 for u, v in ((-half, -half), (half, -half), (-half, half), (half, half)):
