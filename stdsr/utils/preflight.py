@@ -79,7 +79,8 @@ def check_writable_dir(folder, what):
         os.close(fd)
         os.remove(probe)
     except OSError as err:
-        raise UserInputError(f'{what} {folder} cannot be written: {ancestor}: {err.strerror or err}') from None
+        raise UserInputError(f'{what} {folder} cannot be written: no file can be created in {ancestor} '
+                             f'({err.strerror or err})') from None
 
 
 def check_output_file(path, what):
