@@ -33,8 +33,9 @@ def build_parser():
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default); 1 gives stable timings on a busy machine')
     parser.add_argument('--tap', nargs='+', default=None, help='F^SR module path(s) for every network')
-    parser.add_argument('--markdown', default=None, metavar='FILE', help='also write the table to FILE')
-    parser.add_argument('--overwrite', action='store_true', help='replace an existing --markdown file')
+    parser.add_argument('--output', '--markdown', dest='markdown', default=None, metavar='FILE',
+                        help='also write the table to FILE (markdown)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --output file')
     parser.add_argument('--seed', type=int, default=0)
     return parser
 

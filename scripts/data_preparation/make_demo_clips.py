@@ -22,7 +22,7 @@ from stdsr.data.preparation.demo_clips import (SPLITS, build_lmdbs, lmdbs_comple
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--root', default='datasets/demo', help='output root')
+    parser.add_argument('--output', '--root', dest='root', default='datasets/demo', help='output root (--root: alias)')
     parser.add_argument('--seed', type=int, default=0, help='same seed -> byte-identical frames')
     parser.add_argument('--size', type=int, default=160, help='HR frame side, divisible by --scale')
     parser.add_argument('--frames-train', type=int, default=20)

@@ -1,7 +1,7 @@
 """Profile the networks of option files (or inline network sections): parameters, FLOPs, runtime per output
 frame and the F^SR tap, as one table. ``scripts/profile_models.py`` is the command line over :func:`run`.
 
-Every option file and network key is checked before anything runs, and the ``--markdown`` file's folder before
+Every option file and network key is checked before anything runs, and the ``--output`` (markdown) file's folder before
 anything is measured; the table is written under a temporary name and renamed.
 """
 import os
@@ -82,8 +82,8 @@ def run(args):
     device = resolve_device(args.device)
     if args.markdown:
         if osp.exists(args.markdown) and not args.overwrite:
-            raise ProfileError(f'--markdown {args.markdown} exists; pass --overwrite to replace it')
-        check_output_file(args.markdown, '--markdown file')
+            raise ProfileError(f'--output {args.markdown} exists; pass --overwrite to replace it')
+        check_output_file(args.markdown, '--output file')
     jobs = collect_jobs(args)  # every file and key is checked before anything runs
     profiles = []
     for label, source, arch, key, opt in jobs:
