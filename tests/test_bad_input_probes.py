@@ -24,6 +24,7 @@ from stdsr.evaluation.benchmark import BenchmarkError
 from stdsr.inference.frame_io import InferenceInputError
 from stdsr.utils.attention_figures import VisualizationError
 from stdsr.utils.cli import UserInputError, run_cli
+from stdsr.utils.options import OptionError, parse_options
 from stdsr.utils.weights import WeightsError
 
 TEACHER_OPT = str(DEMO_OPTIONS / 'train_VESPCN_teacher_demo.yml')
@@ -148,6 +149,13 @@ def test_force_yml_typo_is_one_line_blaming_the_flag(tmp_path):
     assert proc.stderr.strip() == ("stdsr.train: error: --force_yml: unknown option 'datasets.train.gt_szie' "
                                    "(did you mean 'gt_size'?)")
     assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_typo_in_the_file_is_still_blamed_on_the_file(tmp_path):
+    bad = tmp_path / 'typo.yml'
+    bad.write_text(open(TEACHER_OPT).read().replace('    gt_size: 32', '    gt_szie: 32'))
+    with pytest.raises(OptionError, match=rf"^{bad}: unknown option 'datasets.train.gt_szie'"):
+        parse_options(['-opt', str(bad), '--force_yml', 'train:total_iter=2'], is_train=True, root_path=str(tmp_path))
 
 
 def test_debug_env_shows_the_traceback(tmp_path, capsys, monkeypatch):
