@@ -6,22 +6,17 @@ Examples::
     python scripts/profile_models.py -opt A.yml B.yml:network_t --net network_g --device cpu --repeats 5
     python scripts/profile_models.py --arch "{type: BasicVSR, num_feat: 64, num_block: 30, spynet_path: ~}"
 
-``-opt FILE[:network_x]`` takes the network key after a colon, else every key of ``--net``. ``--arch`` takes
-inline YAML network sections. Every row is per output frame: a sliding network reads its own window
-(``num_frame``) and returns 1 frame; a recurrent one reads ``t`` frames of ``--shape`` and returns t.
+The command line over :mod:`stdsr.evaluation.model_profile`. ``-opt FILE[:network_x]`` takes the network key
+after a colon, else every key of ``--net``. ``--arch`` takes inline YAML network sections. Every row is per output
+frame: a sliding network reads its own window (``num_frame``) and returns 1 frame; a recurrent one reads ``t``
+frames of ``--shape`` and returns t.
 """
 import argparse
-import os
-import platform
 import sys
-from os import path as osp
-
-import torch
-import yaml
 
 import stdsr  # noqa: F401  (patches torchvision before basicsr; registers the archs)
-from stdsr.utils.options import OptionError, OptionLoader
-from stdsr.utils.profiling import ProfileError, format_table, load_network_opt, profile_network
+from stdsr.evaluation.model_profile import run
+from stdsr.utils.cli import run_cli
 
 
 def build_parser():
@@ -38,98 +33,19 @@ def build_parser():
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default); 1 gives stable timings on a busy machine')
     parser.add_argument('--tap', nargs='+', default=None, help='F^SR module path(s) for every network')
-    parser.add_argument('--markdown', default=None, metavar='FILE', help='also write the table to FILE')
-    parser.add_argument('--overwrite', action='store_true', help='replace an existing --markdown file')
+    parser.add_argument('--output', '--markdown', dest='markdown', default=None, metavar='FILE',
+                        help='also write the table to FILE (markdown)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --output file')
     parser.add_argument('--seed', type=int, default=0)
     return parser
 
 
-def split_opt_entry(entry, default_keys):
-    """``FILE.yml:network_t`` -> (FILE.yml, [network_t]); a plain FILE keeps ``default_keys``."""
-    path, sep, key = entry.rpartition(':')
-    if sep and key.startswith('network_'):
-        return path, [key]
-    return entry, list(default_keys)
-
-
-def collect_jobs(args):
-    """[(label, source, arch section, net key, whole option dict or None)] in command-line order."""
-    jobs = []
-    for entry in args.opt:
-        path, keys = split_opt_entry(entry, args.net)
-        for key in keys:
-            opt, arch = load_network_opt(path, key)
-            jobs.append((f"{opt.get('name', osp.basename(path))} ({key})", f'{osp.basename(path)}:{key}', arch, key,
-                         opt))
-    for text in args.arch:
-        try:
-            arch = yaml.load(text, Loader=OptionLoader)
-        except yaml.YAMLError as err:
-            raise ProfileError(f'--arch {text!r}: not valid YAML: {err}') from None
-        if not isinstance(arch, dict) or 'type' not in arch:
-            raise ProfileError(f"--arch {text!r}: expected a mapping with a 'type' key")
-        jobs.append((arch['type'], '--arch', arch, 'network_g', None))
-    if not jobs:
-        raise ProfileError('nothing to profile: give -opt FILE.yml and/or --arch YAML')
-    if args.labels is not None:
-        if len(args.labels) != len(jobs):
-            raise ProfileError(f'--labels has {len(args.labels)} entries for {len(jobs)} networks')
-        jobs = [(label, *job[1:]) for label, job in zip(args.labels, jobs)]
-    return jobs
-
-
-def resolve_device(name):
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise ProfileError('--device cuda: no CUDA device is available (use --device cpu or auto)')
-    return name
-
-
-def describe_setup(args, device, load_before=None):
-    """One line saying where and how the numbers were measured."""
-    if device == 'cuda':
-        where = torch.cuda.get_device_name(0)
-    else:
-        where = f'CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores), ' \
-                f'{torch.get_num_threads()} torch thread(s)'
-        if load_before is not None:  # other processes inflate CPU timings: say how busy the machine was
-            where += f', 1-min load average {load_before:.1f} before the run'
-    t, c, h, w = args.shape
-    return (f'Device: {where}; torch {torch.__version__}; input t×c×h×w = {t}×{c}×{h}×{w} (batch 1, '
-            f'sliding nets read their own window); runtime = median of {args.repeats} forward passes after '
-            f'{args.warmup} warm-up, no grad, per output frame.')
-
-
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    load_before = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
-    try:
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        device = resolve_device(args.device)
-        if args.markdown and osp.exists(args.markdown) and not args.overwrite:
-            raise ProfileError(f'--markdown {args.markdown} exists; pass --overwrite to replace it')
-        jobs = collect_jobs(args)  # every file and key is checked before anything runs
-        profiles = []
-        for label, source, arch, key, opt in jobs:
-            torch.manual_seed(args.seed)
-            profiles.append(
-                profile_network(arch, tuple(args.shape), device, args.repeats, args.warmup, args.tap, key, opt,
-                                label=label, source=source))
-    except (ProfileError, OptionError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    table = format_table(profiles)
-    setup = describe_setup(args, device, load_before)
-    print(table)
-    print(setup)
-    if args.markdown:
-        tmp = f'{args.markdown}.tmp{os.getpid()}'
-        with open(tmp, 'w') as f:
-            f.write(f'{table}\n\n{setup}\n')
-        os.replace(tmp, args.markdown)  # a failed write never leaves half a table in place
-    return 0
+    """Exit status: 0, or 2 with one ``profile_models: error: ...`` line for bad input."""
+    def profile(arguments):
+        run(build_parser().parse_args(arguments))
+
+    return run_cli('profile_models', profile, argv)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,9 @@
 """``python -m stdsr.test -opt FILE.yml``: evaluate a trained network on every ``datasets.test_*`` set.
 
 Prints and writes (``results/<name>/metrics.md``) the PSNR/SSIM table: per clip, and the average over
-clips as the VSR literature reports it. Runs on CPU or CUDA; only the student network is built.
+clips as the VSR literature reports it. Runs on CPU or CUDA; only the student network is built. The data, the
+checkpoint and the results folder are checked before an earlier ``results/<name>`` is archived; bad input prints
+one line (``stdsr.test: error: ...``; ``--debug`` or ``STDSR_DEBUG=1`` for the traceback).
 """
 import os
 import sys
@@ -18,7 +20,9 @@ from basicsr.utils.options import dict2str
 from stdsr.utils.determinism import determinism_from_options
 from stdsr.utils.logger import add_log_file
 from stdsr.utils.dist import destroy_dist, init_dist_from_options
+from stdsr.utils.cli import run_cli
 from stdsr.utils.options import parse_options
+from stdsr.utils.preflight import check_launcher, check_pretrained_networks, check_writable_dir, decode_first_sample
 
 
 def format_results_table(results):
@@ -39,20 +43,25 @@ def format_results_table(results):
 
 def test_pipeline(argv=None, root_path=None):
     opt, args = parse_options(argv, is_train=False, root_path=root_path)
+    check_launcher(args.launcher, 'stdsr.test', args.opt)
     init_dist_from_options(opt, args.launcher)
     determinism_from_options(opt, is_train=False)
     test_sets = []
+    # data, checkpoints, model and the results folder are checked before results/<name> is archived
     for phase, dataset_opt in sorted(opt.get('datasets', {}).items()):
         dataset = build_dataset(dataset_opt)
+        decode_first_sample(dataset, phase)
         test_sets.append(build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist']))
+    check_pretrained_networks(opt)
+    model = build_model(opt)
     if opt['rank'] == 0:
+        check_writable_dir(opt['path']['results_root'], 'results folder')
         mkdir_and_rename(opt['path']['results_root'])
         os.makedirs(opt['path']['visualization'], exist_ok=True)
     log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log")
     logger = add_log_file(log_file if opt['rank'] == 0 else None)
     logger.info(get_env_info())
     logger.info(dict2str(opt))
-    model = build_model(opt)
     save_img = (opt.get('val') or {}).get('save_img', False)
     results = []
     for loader in test_sets:
@@ -68,7 +77,7 @@ def test_pipeline(argv=None, root_path=None):
 
 def main(argv=None):
     try:
-        test_pipeline(argv)
+        return run_cli('stdsr.test', test_pipeline, argv)
     finally:
         destroy_dist()
 

@@ -2,7 +2,10 @@
 
 Differences from ``basicsr.train`` (all because it assumes CUDA or loses work):
 - the process group is gloo on CPU and nccl on CUDA, and the resume state is mapped to this process's device;
-- options are validated (unknown keys are errors) and datasets built *before* anything is written;
+- options are validated (unknown keys are errors), a sample of every dataset decoded, the networks built and the
+  output folder probed *before* anything is written: a bad run never archives the previous one;
+- errors of bad input print one line (``stdsr.train: error: ...``, exit 2); ``--debug`` or ``STDSR_DEBUG=1``
+  shows the traceback;
 - ``--auto_resume`` looks in this run's own ``path.experiments_root``;
 - checkpoints are written atomically, and the RNG state is restored on resume.
 """
@@ -26,7 +29,9 @@ from stdsr.utils.determinism import determinism_from_options
 from stdsr.utils.device import make_prefetcher, prepare_device_options
 from stdsr.utils.dist import barrier, destroy_dist, init_dist_from_options, resolve_device
 from stdsr.utils.logger import add_log_file, init_tb_logger
+from stdsr.utils.cli import run_cli
 from stdsr.utils.options import parse_options
+from stdsr.utils.preflight import check_launcher, check_writable_dir, decode_first_sample
 from stdsr.utils.rng_state import restore_rank_rng_state
 
 
@@ -99,6 +104,7 @@ def build_train_val_loaders(opt):
 
 def train_pipeline(argv=None, root_path=None):
     opt, args = parse_options(argv, is_train=True, root_path=root_path)
+    check_launcher(args.launcher, 'stdsr.train', args.opt)
     init_dist_from_options(opt, args.launcher)
     prepare_device_options(opt)
     determinism_from_options(opt, is_train=True)
@@ -109,6 +115,11 @@ def train_pipeline(argv=None, root_path=None):
     # data and model first: bad data, a mismatched teacher or a bad hook path fail here, before any folder
     # is created or renamed
     train_loader, train_sampler, val_loaders, total_epochs, total_iters, notes = build_train_val_loaders(opt)
+    decode_first_sample(train_loader.dataset.dataset, 'train')
+    for loader in val_loaders:
+        decode_first_sample(loader.dataset, f"val ({loader.dataset.opt.get('name')})")
+    if opt['rank'] == 0:
+        check_writable_dir(opt['path']['experiments_root'], 'experiments folder')
     if resume_state is not None:
         point_networks_at_resume(opt, resume_state['iter'])
     model = build_model(opt)
@@ -199,7 +210,7 @@ def train_pipeline(argv=None, root_path=None):
 
 def main(argv=None):
     try:
-        train_pipeline(argv)
+        return run_cli('stdsr.train', train_pipeline, argv)
     finally:
         destroy_dist()
 

@@ -18,14 +18,18 @@ from e2e_helpers import load_script
 from stdsr.data.clip_io import DataError
 from stdsr.models.clip_inference import run_clip
 from stdsr.utils import vsr_metrics as vm
+from stdsr.evaluation import benchmark
+from stdsr.inference import vsr_inference as inference
+from stdsr.utils import attention_figures as visualize
+from stdsr.inference.frame_io import InferenceInputError
 from stdsr.utils.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
 
 
 
 
-benchmark = load_script('benchmark')
-inference = load_script('inference_vsr')
-visualize = load_script('visualize_attention')
+benchmark_script = load_script('benchmark')
+inference_script = load_script('inference_vsr')
+visualize_script = load_script('visualize_attention')
 
 
 @ARCH_REGISTRY.register()
@@ -209,7 +213,7 @@ def test_benchmark_writes_tables_json_and_plot(tmp_path, nets, tiny_demo_root):
     argv = ['--opt', nets['opt_a'], '--ckpt', f"B={nets['ckpt_b']}", '--arch-opt', nets['arch'],
             '--dataset', f'demo={gt},{lq}', '--datasets', sets, '--out', str(out), '--device', 'cpu', '--warmup', '0',
             '--quiet']
-    report = benchmark.main(argv)
+    report = benchmark_script.main(argv)
     for name in ('results.md', 'results.csv', 'results.json', 'psnr_vs_runtime.png'):
         assert (out / name).stat().st_size > 0
     plot = read_png(out / 'psnr_vs_runtime.png')
@@ -249,7 +253,7 @@ def test_benchmark_writes_tables_json_and_plot(tmp_path, nets, tiny_demo_root):
     # earlier results are never replaced silently
     before = (out / 'results.csv').read_bytes()
     with pytest.raises(benchmark.BenchmarkError, match='--overwrite'):
-        benchmark.main(argv)
+        benchmark_script.main(argv)
     assert (out / 'results.csv').read_bytes() == before
 
 
@@ -257,18 +261,18 @@ def test_benchmark_bad_input_fails_clearly(tmp_path, nets, tiny_demo_root):
     gt, lq = tiny_demo_root / 'test' / 'GT', tiny_demo_root / 'test' / 'BIx4'
     common = ['--out', str(tmp_path / 'out'), '--device', 'cpu', '--warmup', '0', '--quiet']
     with pytest.raises(benchmark.BenchmarkError, match=r"model 'X2' upscales x2.*'demo' has GT = LR x4"):
-        benchmark.main(['--opt', nets['opt_x2'], '--dataset', f'demo={gt},{lq}'] + common)
+        benchmark_script.main(['--opt', nets['opt_x2'], '--dataset', f'demo={gt},{lq}'] + common)
     (tmp_path / 'empty').mkdir()
     with pytest.raises(DataError, match='holds no .png frames'):
-        benchmark.main(['--opt', nets['opt_a'], '--dataset', f"e={tmp_path / 'empty'}", '--degradation', 'BI'] +
+        benchmark_script.main(['--opt', nets['opt_a'], '--dataset', f"e={tmp_path / 'empty'}", '--degradation', 'BI'] +
                        common)
     with pytest.raises(benchmark.BenchmarkError, match='does not exist'):
-        benchmark.main(['--opt', nets['opt_a'], '--dataset', f"m={tmp_path / 'nope'},{lq}"] + common)
+        benchmark_script.main(['--opt', nets['opt_a'], '--dataset', f"m={tmp_path / 'nope'},{lq}"] + common)
     with pytest.raises(ModelLoadError, match='gone.pth'):
-        benchmark.main(['--ckpt', str(tmp_path / 'gone.pth'), '--arch-opt', nets['arch'], '--dataset',
+        benchmark_script.main(['--ckpt', str(tmp_path / 'gone.pth'), '--arch-opt', nets['arch'], '--dataset',
                         f'demo={gt},{lq}'] + common)
     with pytest.raises(benchmark.BenchmarkError, match='--degradation'):
-        benchmark.main(['--opt', nets['opt_a'], '--dataset', f'demo={gt}'] + common)
+        benchmark_script.main(['--opt', nets['opt_a'], '--dataset', f'demo={gt}'] + common)
     assert not (tmp_path / 'out').exists()
 
 
@@ -297,7 +301,7 @@ def read_video(path):
 def test_inference_round_trips_a_video_and_a_frame_folder(tmp_path, nets):
     frames = [textured(32, 32, shift_x=t, seed=4) for t in range(9)]
     write_video(tmp_path / 'in.mp4', frames, fps=12.5)
-    count, size = inference.main(['--opt', nets['opt_a'], '--input', str(tmp_path / 'in.mp4'), '--output',
+    count, size = inference_script.main(['--opt', nets['opt_a'], '--input', str(tmp_path / 'in.mp4'), '--output',
                                   str(tmp_path / 'out.mp4'), '--chunk', '4', '--device', 'cpu', '--no-progress'])
     out_frames, fps = read_video(tmp_path / 'out.mp4')
     assert count == len(out_frames) == 9 and size == (128, 128)
@@ -309,7 +313,7 @@ def test_inference_round_trips_a_video_and_a_frame_folder(tmp_path, nets):
     for t, frame in enumerate(frames[:5]):
         cv2.imwrite(str(folder / f'im{t + 1}.png'), frame)
     cv2.imwrite(str(folder / 'im10.png'), frames[5])  # natural order: im10 comes last
-    inference.main(['--ckpt', nets['ckpt_b'], '--arch-opt', nets['arch'], '--input', str(folder), '--output',
+    inference_script.main(['--ckpt', nets['ckpt_b'], '--arch-opt', nets['arch'], '--input', str(folder), '--output',
                     str(tmp_path / 'sr'), '--device', 'cpu', '--no-progress'])
     written = sorted(p.name for p in (tmp_path / 'sr').iterdir())
     assert written == sorted(f'im{i}.png' for i in (1, 2, 3, 4, 5, 10))
@@ -318,23 +322,23 @@ def test_inference_round_trips_a_video_and_a_frame_folder(tmp_path, nets):
 
 def test_inference_errors(tmp_path, nets):
     base = ['--opt', nets['opt_a'], '--device', 'cpu', '--no-progress']
-    with pytest.raises(inference.InferenceInputError, match='does not exist'):
-        inference.main(base + ['--input', str(tmp_path / 'nope'), '--output', str(tmp_path / 'o')])
+    with pytest.raises(InferenceInputError, match='does not exist'):
+        inference_script.main(base + ['--input', str(tmp_path / 'nope'), '--output', str(tmp_path / 'o')])
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(inference.InferenceInputError, match='no image frames'):
-        inference.main(base + ['--input', str(tmp_path / 'empty'), '--output', str(tmp_path / 'o')])
+    with pytest.raises(InferenceInputError, match='no image frames'):
+        inference_script.main(base + ['--input', str(tmp_path / 'empty'), '--output', str(tmp_path / 'o')])
     (tmp_path / 'broken.mp4').write_bytes(b'not a video at all')
-    with pytest.raises(inference.InferenceInputError, match='broken.mp4'):
-        inference.main(base + ['--input', str(tmp_path / 'broken.mp4'), '--output', str(tmp_path / 'o.mp4')])
+    with pytest.raises(InferenceInputError, match='broken.mp4'):
+        inference_script.main(base + ['--input', str(tmp_path / 'broken.mp4'), '--output', str(tmp_path / 'o.mp4')])
     write_video(tmp_path / 'ok.mp4', [textured(16, 16)] * 3, fps=10)
     (tmp_path / 'taken.mp4').write_bytes(b'precious')
-    with pytest.raises(inference.InferenceInputError, match='--overwrite'):
-        inference.main(base + ['--input', str(tmp_path / 'ok.mp4'), '--output', str(tmp_path / 'taken.mp4')])
+    with pytest.raises(InferenceInputError, match='--overwrite'):
+        inference_script.main(base + ['--input', str(tmp_path / 'ok.mp4'), '--output', str(tmp_path / 'taken.mp4')])
     assert (tmp_path / 'taken.mp4').read_bytes() == b'precious'
     (tmp_path / 'lr').mkdir()
     cv2.imwrite(str(tmp_path / 'lr' / '0.png'), textured(16, 16))
-    with pytest.raises(inference.InferenceInputError, match='is the input'):
-        inference.main(base + ['--input', str(tmp_path / 'lr'), '--output', str(tmp_path / 'lr'), '--overwrite'])
+    with pytest.raises(InferenceInputError, match='is the input'):
+        inference_script.main(base + ['--input', str(tmp_path / 'lr'), '--output', str(tmp_path / 'lr'), '--overwrite'])
     assert read_png(tmp_path / 'lr' / '0.png').shape == (16, 16, 3)
 
 
@@ -404,7 +408,7 @@ def test_visualize_attention_writes_figures_of_the_documented_size(tmp_path, net
     clip = 'chelsea_000'
     gt, lq = tiny_demo_root / 'test' / 'GT' / clip, tiny_demo_root / 'test' / 'BIx4' / clip
     out = tmp_path / 'figs'
-    written = visualize.main([
+    written = visualize_script.main([
         '--opt', f"baseline={nets['opt_a']}", '--ckpt', f"STD={nets['ckpt_b']}", '--ckpt', f"teacher={nets['ckpt_rf']}",
         '--arch-opt', nets['arch'], '--arch-opt', nets['arch_rf'], '--gt', str(gt), '--lq', str(lq), '--frames', '1,3',
         '--crop', '8,16,24,20', '--panel-px', '100', '--out', str(out), '--device', 'cpu'
@@ -419,11 +423,11 @@ def test_visualize_attention_writes_figures_of_the_documented_size(tmp_path, net
     assert crops.shape[:2] == (118, 6 * 100)
     assert attention.std() > 10 and crops.std() > 10
     with pytest.raises(visualize.VisualizationError, match='--overwrite'):
-        visualize.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '1,3', '--out', str(out)])
+        visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '1,3', '--out', str(out)])
     with pytest.raises(visualize.VisualizationError, match='--crop'):
-        visualize.main(['--opt', nets['opt_a'], '--gt', str(gt), '--crop', '60,0,10,10', '--out', str(tmp_path / 'o')])
+        visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--crop', '60,0,10,10', '--out', str(tmp_path / 'o')])
     # LR made from GT: the figure still works without --lq
-    visualize.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '0', '--panel-px', '80', '--out',
+    visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '0', '--panel-px', '80', '--out',
                     str(tmp_path / 'from_gt')])
     assert read_png(tmp_path / 'from_gt' / f'attention_{clip}_00000000.png').shape[:2] == (
         round(0.18 * 80) + 80 + 20, 12 + 240)

@@ -17,6 +17,10 @@ import stdsr  # noqa: F401  (must precede basicsr)
 from basicsr.data.data_util import duf_downsample
 from stdsr.data.lr_degradation import bd_downsample, bi_downsample, downsample, gaussian_kernel_1d, mod_crop
 from e2e_helpers import load_script
+from stdsr.data.preparation import demo_clips
+from stdsr.data.preparation import lmdb_writer as create_lmdb
+from stdsr.data.preparation import lr_tree as gen_lr
+from stdsr.data.preparation.lr_tree import PreparationError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCRIPTS = osp.join(REPO, 'scripts', 'data_preparation')
@@ -25,8 +29,8 @@ SCRIPTS = osp.join(REPO, 'scripts', 'data_preparation')
 
 
 demo = load_script('data_preparation/make_demo_clips')
-gen_lr = load_script('data_preparation/generate_lr')
-create_lmdb = load_script('data_preparation/create_lmdb')
+gen_lr_script = load_script('data_preparation/generate_lr')
+create_lmdb_script = load_script('data_preparation/create_lmdb')
 
 
 def random_img(h, w, c=3, seed=0):
@@ -188,12 +192,12 @@ def test_demo_is_deterministic_per_seed(demo_roots):
 
 
 def test_demo_train_and_test_photos_disjoint(demo_roots):
-    assert not set(demo.TRAIN_PHOTOS) & set(demo.TEST_PHOTOS)
+    assert not set(demo_clips.TRAIN_PHOTOS) & set(demo_clips.TEST_PHOTOS)
     photos = {}
     for split in ('train', 'test'):
         meta = read_meta(osp.join(demo_roots['a'], f'meta_info_demo_{split}.txt'))
         photos[split] = {clip.rsplit('_', 1)[0] for clip, _, _ in meta}
-    assert photos['train'] <= set(demo.TRAIN_PHOTOS) and photos['test'] <= set(demo.TEST_PHOTOS)
+    assert photos['train'] <= set(demo_clips.TRAIN_PHOTOS) and photos['test'] <= set(demo_clips.TEST_PHOTOS)
     assert len(photos['train']) == 5 and len(photos['test']) == 3  # round-robin uses every photo
 
 
@@ -211,16 +215,16 @@ def test_demo_frames_move_by_small_subpixel_steps(demo_roots):
 
 def test_demo_trajectories_stay_inside_photo_and_never_upscale():
     size = 160
-    for name, roi in demo.TRAIN_PHOTOS.items():
-        photo = demo.load_photo(name)
-        x0, y0, x1, y1 = demo._roi(photo, roi)
+    for name, roi in demo_clips.TRAIN_PHOTOS.items():
+        photo = demo_clips.load_photo(name)
+        x0, y0, x1, y1 = demo_clips._roi(photo, roi)
         for seed in range(5):
             rng = np.random.default_rng(seed)
             traj = None
             while traj is None:
-                traj = demo.sample_trajectory(rng, 20, size, (x0, y0, x1, y1))
+                traj = demo_clips.sample_trajectory(rng, 20, size, (x0, y0, x1, y1))
             centre, scale, angle = traj
-            assert np.all(scale >= 1.0 - 1e-12) and np.all(scale <= demo.MAX_ZOOM_OUT * 1.1)
+            assert np.all(scale >= 1.0 - 1e-12) and np.all(scale <= demo_clips.MAX_ZOOM_OUT * 1.1)
             half = (size - 1) / 2
             for (cx, cy), s, a in zip(centre, scale, angle):
                 for u, v in ((-half, -half), (half, -half), (-half, half), (half, half)):
@@ -288,19 +292,20 @@ def test_generate_lr_flat_folder_and_refusals(tmp_path):
     assert np.array_equal(cv2.imread(osp.join(out, 'seq', '0001', 'im1.png')), bd_downsample(img, 4))
     with pytest.raises(ValueError, match='inside'):
         gen_lr.generate_lr(str(flat), str(flat / 'LR'), 'BI', 4, progress=False)
-    with pytest.raises(FileExistsError, match='overwrite'):
+    with pytest.raises(PreparationError, match='overwrite'):
         gen_lr.generate_lr(str(flat), out, 'BD', 4, progress=False)
     gen_lr.generate_lr(str(flat), out, 'BI', 2, overwrite=True, progress=False)
     assert cv2.imread(osp.join(out, 'a.png')).shape == (8, 8, 3)
     (flat / 'broken.png').write_bytes(b'not an image')
-    with pytest.raises(SystemExit) as exc:
-        gen_lr.main([str(flat), str(tmp_path / 'out2'), '--no-progress'])
-    assert 'broken.png' in str(exc.value.code)
+    with pytest.raises(PreparationError, match='broken.png'):
+        gen_lr_script.main(['--input', str(flat), '--output', str(tmp_path / 'out2'), '--no-progress'])
+    assert not (tmp_path / 'out2').exists() and not list(tmp_path.glob('.out2*'))
 
 
 def test_generate_lr_cli_subprocess(tmp_path):
     write_tree(str(tmp_path / 'GT'), {'city': 2}, h=8, w=8)
-    cmd = [sys.executable, osp.join(SCRIPTS, 'generate_lr.py'), str(tmp_path / 'GT'), str(tmp_path / 'LR')]
+    cmd = [sys.executable, osp.join(SCRIPTS, 'generate_lr.py'), '--input', str(tmp_path / 'GT'), '--output',
+           str(tmp_path / 'LR')]
     res = subprocess.run(cmd + ['--mode', 'bd', '--scale', '2'], capture_output=True, text=True, cwd=str(tmp_path))
     assert res.returncode == 0, res.stderr
     assert cv2.imread(str(tmp_path / 'LR' / 'city' / '00000001.png')).shape == (4, 4, 3)
@@ -337,13 +342,12 @@ def test_folder_to_lmdb_refuses_then_overwrites(tmp_path):
     create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), lmdb_path)
     before = tree_digests(lmdb_path)
     write_tree(str(tmp_path / 'GT'), {'walk': 3})
-    with pytest.raises(FileExistsError, match='overwrite'):
+    with pytest.raises(PreparationError, match='overwrite'):
         create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), lmdb_path)
-    with pytest.raises(SystemExit) as exc:
-        create_lmdb.main(['folder', str(tmp_path / 'GT'), lmdb_path])
-    assert 'overwrite' in str(exc.value.code)
+    with pytest.raises(PreparationError, match='overwrite'):
+        create_lmdb_script.main(['folder', '--input', str(tmp_path / 'GT'), '--output', lmdb_path])
     assert tree_digests(lmdb_path) == before
-    create_lmdb.main(['folder', str(tmp_path / 'GT'), lmdb_path, '--overwrite'])
+    create_lmdb_script.main(['folder', '--input', str(tmp_path / 'GT'), '--output', lmdb_path, '--overwrite'])
     assert sorted(read_lmdb(lmdb_path)) == ['walk/00000000', 'walk/00000001', 'walk/00000002']
     with pytest.raises(ValueError, match='.lmdb'):
         create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), str(tmp_path / 'gt_db'))
@@ -360,13 +364,13 @@ def test_vimeo90k_and_reds_modes(tmp_path):
                                         meta_info=str(tmp_path / 'vmeta.txt'))
     assert len(keys) == 14 and '00002/0010/im7' in read_lmdb(str(tmp_path / 'v.lmdb'))
     assert (tmp_path / 'vmeta.txt').read_text().splitlines() == ['00001/0001 7 (6,10,3)', '00002/0010 7 (6,10,3)']
-    create_lmdb.main(['vimeo90k', str(seq), str(tmp_path / 'v4.lmdb'), '--list-file', str(tmp_path / 'list.txt'),
-                      '--center-only'])
+    create_lmdb_script.main(['vimeo90k', '--input', str(seq), '--output', str(tmp_path / 'v4.lmdb'), '--list-file',
+                             str(tmp_path / 'list.txt'), '--center-only'])
     assert sorted(read_lmdb(str(tmp_path / 'v4.lmdb'))) == ['00001/0001/im4', '00002/0010/im4']
 
     reds = tmp_path / 'REDS'
     write_tree(str(reds / 'train_sharp'), {'000': 2, '011': 1}, h=8, w=8)
     write_tree(str(reds / 'train_sharp_bicubic' / 'X4'), {'000': 2, '011': 1}, h=2, w=2)
-    create_lmdb.main(['reds', str(reds)])
+    create_lmdb_script.main(['reds', '--input', str(reds)])
     assert sorted(read_lmdb(str(reds / 'train_sharp.lmdb'))) == ['000/00000000', '000/00000001', '011/00000000']
     assert read_lmdb(str(reds / 'train_sharp_bicubic.lmdb'))['011/00000000'].shape == (2, 2, 3)

@@ -19,15 +19,15 @@ from torch.nn import functional as F
 from basicsr.archs import build_network
 from basicsr.utils.matlab_functions import imresize
 from stdsr.models.clip_inference import run_clip, temporal_mode
-from stdsr.models.teacher import TeacherCheckpointError, check_state_dict_fits
 from stdsr.utils.feature_hooks import fsr_tap
 from stdsr.utils.options import OptionError, load_yaml, validate_options
+from stdsr.utils.weights import EVAL_KEYS, WeightsError, check_state_dict_fits, read_weights  # noqa: F401
 
 PROBE_SIZE = 64  # LR side of the scale probe: small, yet enough for SpyNet-based recurrent networks
 BICUBIC_IMPLS = ('matlab', 'torch')
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(WeightsError):
     """A model cannot be built or loaded; the message names the option file, checkpoint or key at fault."""
 
 
@@ -133,30 +133,6 @@ def bicubic_model(scale, impl='matlab', device='cpu', label='bicubic'):
 # ----------------------------------------------------------------------------------------------------------------------
 # checkpoints
 # ----------------------------------------------------------------------------------------------------------------------
-def read_weights(ckpt_path, param_key=None):
-    """(state_dict, key used) of a BasicSR checkpoint: ``param_key`` if given, else params_ema, else params, else
-    the file itself when it is a bare state_dict. ``module.`` prefixes of wrapped networks are dropped."""
-    if not osp.isfile(ckpt_path):
-        raise ModelLoadError(f'checkpoint not found: {ckpt_path}')
-    try:
-        ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
-    except Exception as err:  # truncated file, pickle with objects, not a torch file at all
-        raise ModelLoadError(f'cannot read checkpoint {ckpt_path}: {err}') from err
-    if not isinstance(ckpt, dict):
-        raise ModelLoadError(f'checkpoint {ckpt_path} holds a {type(ckpt).__name__}, not a state_dict')
-    if param_key is not None:
-        if not isinstance(ckpt.get(param_key), dict):
-            raise ModelLoadError(f"checkpoint {ckpt_path} has no '{param_key}' weights (keys: {sorted(ckpt)[:10]})")
-        key = param_key
-    else:
-        key = next((k for k in ('params_ema', 'params') if isinstance(ckpt.get(k), dict)), None)
-    state = ckpt[key] if key is not None else ckpt
-    if not all(torch.is_tensor(v) for v in state.values()):
-        raise ModelLoadError(f"checkpoint {ckpt_path} is neither a BasicSR checkpoint ('params'/'params_ema') nor a "
-                             'state_dict of tensors')
-    return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}, (key or 'state_dict')
-
-
 def build_model(net_opt, ckpt_path, label, device='cpu', temporal=None, declared_scale=None, param_key=None,
                 source=''):
     """Network from ``net_opt`` ({type, **kwargs}) with the weights of ``ckpt_path``, in eval mode on ``device``."""
@@ -165,10 +141,10 @@ def build_model(net_opt, ckpt_path, label, device='cpu', temporal=None, declared
         net = build_network(deepcopy(net_opt))
     except Exception as err:
         raise ModelLoadError(f"model '{label}': cannot build network {dict(net_opt)} ({source}): {err}") from err
-    state, key = read_weights(ckpt_path, param_key)
-    try:
+    try:  # evaluation prefers the EMA weights, as BasicSR validates them
+        state, key = read_weights(ckpt_path, param_key, prefer=EVAL_KEYS)
         check_state_dict_fits(net, state, f'checkpoint {ckpt_path} ({key})')
-    except TeacherCheckpointError as err:
+    except WeightsError as err:
         raise ModelLoadError(f"model '{label}' ({net_opt['type']}): {err}") from None
     net.load_state_dict(state, strict=True)
     net.eval().requires_grad_(False).to(device)

@@ -276,6 +276,15 @@ def resolve_paths(opt, is_train, root_path):
     return opt
 
 
+def _file_error(path, is_train):
+    """The message the option file alone fails validation with, or None."""
+    try:
+        validate_options(load_yaml(path), is_train, source=path)
+    except OptionError as err:
+        return str(err)
+    return None
+
+
 def parse_options(argv=None, is_train=True, root_path=None):
     """Parse the command line and option file into BasicSR's options dict (no process group, nothing written).
 
@@ -285,7 +294,12 @@ def parse_options(argv=None, is_train=True, root_path=None):
     args = build_arg_parser(is_train).parse_args(argv)
     opt = load_yaml(args.opt)
     apply_force_yml(opt, args.force_yml)
-    validate_options(opt, is_train, source=args.opt)
+    try:
+        validate_options(opt, is_train, source=args.opt)
+    except OptionError as err:
+        if args.force_yml and _file_error(args.opt, is_train) != str(err):
+            validate_options(opt, is_train, source='--force_yml')  # an override's fault: blame the flag
+        raise
     opt['is_train'] = is_train
     opt['auto_resume'] = args.auto_resume
     opt['root_path'] = osp.abspath(root_path or os.getcwd())

@@ -1,0 +1,242 @@
+"""Render the embedded demo VSR data set from photographs shipped inside scikit-image (no download).
+
+Every clip is a virtual camera gliding over one photograph: smooth sub-pixel translation (drift plus a slow
+sinusoid), a slow zoom and a slow rotation. Each HR frame is an affine resampling of the full-resolution
+photo with at least one photo pixel per output pixel (a true crop, never an upscale), anti-aliased when
+zoomed out, and its window always lies inside the photo. LR frames are ``bi_downsample`` of the HR frames.
+
+Train and test clips come from disjoint photos (``TRAIN_PHOTOS`` / ``TEST_PHOTOS``); clips are assigned to
+photos round-robin, several per photo with different trajectories. Output (``--scale 4``)::
+
+    <root>/{train,test}/{GT,BIx4}/<photo>_<k:03d>/<frame:08d>.png
+    <root>/meta_info_demo_{train,test}.txt      # '<clip> <num_frames> (h,w,c)' of the GT frames
+    <root>/train_GT.lmdb, <root>/train_BIx4.lmdb  # only with --lmdb; keys '<clip>/<frame:08d>'
+
+The same ``--seed`` gives byte-identical PNGs.
+The command line is ``scripts/data_preparation/make_demo_clips.py``.
+"""
+import functools
+import math
+import os
+from os import path as osp
+
+import cv2
+import numpy as np
+
+from stdsr.data.lr_degradation import bi_downsample
+
+# name -> region of interest (x0, y0, x1, y1) in photo pixels, None = whole photo. The retina fundus is
+# cropped to the square inside its black circular mask.
+TRAIN_PHOTOS = {
+    'astronaut': None,
+    'rocket': None,
+    'hubble_deep_field': None,
+    'retina': (255, 255, 1155, 1155),
+    'motorcycle': None,
+}
+TEST_PHOTOS = {
+    'chelsea': None,
+    'coffee': None,
+    'immunohistochemistry': None,
+}
+SPLITS = ('train', 'test')
+MAX_ZOOM_OUT = 2.0  # at most this many photo pixels per output pixel
+MARGIN = 4  # photo pixels kept free around the window for the cubic kernel and the anti-alias blur
+MAX_TRIES = 50
+
+
+@functools.lru_cache(maxsize=None)
+def load_photo(name):
+    """Load a bundled scikit-image photo as uint8 RGB (only files shipped in the wheel, never pooch)."""
+    from skimage import data
+    img = data.stereo_motorcycle()[0] if name == 'motorcycle' else getattr(data, name)()
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    img = np.ascontiguousarray(img[..., :3].astype(np.uint8))
+    img.flags.writeable = False  # cached and shared between clips
+    return img
+
+
+def _roi(photo, roi):
+    h, w = photo.shape[:2]
+    return (0, 0, w, h) if roi is None else roi
+
+
+def sample_trajectory(rng, num_frames, size, roi, motion=1.0):
+    """Draw one smooth camera path that keeps every window inside ``roi``; None if this draw does not fit.
+
+    ``motion`` scales drift and sway, so retries of long clips on small photos can settle for slower paths.
+
+    Returns per-frame centre (T, 2) in photo pixels, scale (T,) in photo px per output px, angle (T,) rad.
+    """
+    t = np.arange(num_frames, dtype=np.float64)
+    roi_w, roi_h = roi[2] - roi[0], roi[3] - roi[1]
+    s_hi = max(1.0, min(MAX_ZOOM_OUT, (min(roi_w, roi_h) - 2 * MARGIN) / (1.6 * size)))
+    zoom_rate = rng.uniform(-0.004, 0.004)  # relative zoom per frame
+    scale = rng.uniform(1.0, s_hi) * np.exp(zoom_rate * t)
+    scale /= min(1.0, scale.min())  # never below one photo pixel per output pixel
+    angle = np.deg2rad(rng.uniform(-2, 2) + rng.uniform(-0.15, 0.15) * t)
+    # translation in output pixels: constant drift plus a slow sinusoidal sway, per axis
+    heading = rng.uniform(0, 2 * np.pi)
+    drift = motion * rng.uniform(0.3, 1.5) * np.array([np.cos(heading), np.sin(heading)])
+    amp, freq, phase = motion * rng.uniform(0, 2, 2), rng.uniform(0.15, 0.5, 2), rng.uniform(0, 2 * np.pi, 2)
+    shift = drift * t[:, None] + amp * (np.sin(freq * t[:, None] + phase) - np.sin(phase))
+    offset = shift * scale[0]  # in photo pixels
+    # half extent of the rotated, scaled window (plus margin) along x and y
+    half = (size - 1) / 2
+    extent = scale * half * (np.abs(np.cos(angle)) + np.abs(np.sin(angle))) + MARGIN
+    lo = np.max(np.array(roi[:2]) + extent[:, None] - offset, axis=0)
+    hi = np.min(np.array(roi[2:]) - 1 - extent[:, None] - offset, axis=0)
+    if np.any(lo > hi):
+        return None
+    centre0 = rng.uniform(lo, hi)
+    return centre0 + offset, scale, angle
+
+
+def render_frame(photo, centre, scale, angle, size):
+    """Resample one ``size``x``size`` frame: Gaussian anti-alias for the zoom-out, then an inverse affine map."""
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    half = (size - 1) / 2
+    sigma = 0.5 * math.sqrt(max(scale**2 - 1, 0.0))
+    reach = scale * half * math.sqrt(2) + MARGIN + 3 * sigma
+    x0, y0 = int(max(0, math.floor(centre[0] - reach))), int(max(0, math.floor(centre[1] - reach)))
+    x1 = int(min(photo.shape[1], math.ceil(centre[0] + reach) + 1))
+    y1 = int(min(photo.shape[0], math.ceil(centre[1] + reach) + 1))
+    patch = photo[y0:y1, x0:x1].astype(np.float32)
+    if sigma > 0.1:
+        patch = cv2.GaussianBlur(patch, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+    # output pixel (u, v) -> patch point: A @ (u - half, v - half) + centre - patch origin
+    cx, cy = centre[0] - x0, centre[1] - y0
+    mat = np.array([[cos, -sin, cx - (cos - sin) * half], [sin, cos, cy - (sin + cos) * half]])
+    frame = cv2.warpAffine(
+        patch, mat, (size, size), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101)
+    return np.clip(np.round(frame), 0, 255).astype(np.uint8)
+
+
+def render_clip(photo, roi, rng, num_frames, size):
+    """Render one clip; redraws the trajectory until it fits the photo (deterministic for the rng)."""
+    for attempt in range(MAX_TRIES):
+        traj = sample_trajectory(rng, num_frames, size, roi, motion=0.93**attempt)
+        if traj is not None:
+            return [render_frame(photo, c, s, a, size) for c, s, a in zip(*traj)]
+    raise RuntimeError(f'No camera path of {num_frames} frames at size {size} fits the photo region {roi}.')
+
+
+def usable_photos(photos, size):
+    """Photos whose region can hold the window with room to move; small ones are skipped."""
+    kept = {}
+    for name, roi in photos.items():
+        photo = load_photo(name)
+        x0, y0, x1, y1 = _roi(photo, roi)
+        if min(x1 - x0, y1 - y0) >= 1.5 * size + 2 * MARGIN:
+            kept[name] = (photo, (x0, y0, x1, y1))
+    if not kept:
+        raise ValueError(f'No demo photo is large enough for --size {size}.')
+    return kept
+
+
+def clip_plan(photo_names, num_clips):
+    """Round-robin clip names (``astronaut_000``, ``rocket_000``, ...) with their photo and per-photo index."""
+    plan = []
+    for i in range(num_clips):
+        name = photo_names[i % len(photo_names)]
+        plan.append((f'{name}_{i // len(photo_names):03d}', name, i // len(photo_names)))
+    return plan
+
+
+def split_plan(split, args):
+    """The usable photos, the clip plan and the clip length of one split."""
+    all_photos = TRAIN_PHOTOS if split == 'train' else TEST_PHOTOS
+    photos = usable_photos(all_photos, args.size)
+    num_clips = args.clips_train if split == 'train' else args.clips_test
+    num_frames = args.frames_train if split == 'train' else args.frames_test
+    return photos, clip_plan(list(photos), num_clips), num_frames
+
+
+def meta_text(entries):
+    """BasicSR video meta_info text, clips sorted by name like the folders on disk."""
+    return ''.join(f'{clip} {num} ({h},{w},{c})\n' for clip, num, (h, w, c) in sorted(entries))
+
+
+def write_split(root, split, args):
+    """Render, degrade and save one split; returns its meta_info entries."""
+    photos, plan, num_frames = split_plan(split, args)
+    all_names = list(TRAIN_PHOTOS if split == 'train' else TEST_PHOTOS)
+    lr_name = f'BIx{args.scale}'
+    entries = []
+    for clip, name, k in plan:
+        photo, roi = photos[name]
+        rng = np.random.default_rng([args.seed, SPLITS.index(split), all_names.index(name), k])
+        frames = render_clip(photo, roi, rng, num_frames, args.size)
+        for idx, frame in enumerate(frames):
+            bgr = np.ascontiguousarray(frame[..., ::-1])
+            for sub, img in (('GT', bgr), (lr_name, bi_downsample(bgr, args.scale))):
+                dst = osp.join(root, split, sub, clip, f'{idx:08d}.png')
+                os.makedirs(osp.dirname(dst), exist_ok=True)
+                cv2.imwrite(dst, img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        entries.append((clip, num_frames, (args.size, args.size, 3)))
+    return entries
+
+
+def meta_path(root, split):
+    return osp.join(root, f'meta_info_demo_{split}.txt')
+
+
+def output_paths(root, scale):
+    """Everything this script writes under ``root`` (and nothing else is ever deleted)."""
+    paths = [osp.join(root, s) for s in SPLITS] + [meta_path(root, s) for s in SPLITS]
+    return paths + [osp.join(root, 'train_GT.lmdb'), osp.join(root, f'train_BIx{scale}.lmdb')]
+
+
+def expected_meta(args):
+    """The meta_info text each split must have for the requested options (used by --skip-existing)."""
+    texts = {}
+    for split in SPLITS:
+        _, plan, num_frames = split_plan(split, args)
+        texts[split] = meta_text([(clip, num_frames, (args.size, args.size, 3)) for clip, _, _ in plan])
+    return texts
+
+
+def pngs_complete(root, args):
+    """True when both meta_info files match the options and every GT and LR frame they list exists."""
+    for split, text in expected_meta(args).items():
+        path = meta_path(root, split)
+        if not osp.isfile(path):
+            return False
+        with open(path) as f:
+            if f.read() != text:
+                return False
+        for line in text.splitlines():
+            clip, num, _ = line.split()
+            for sub in ('GT', f'BIx{args.scale}'):
+                for idx in range(int(num)):
+                    if not osp.isfile(osp.join(root, split, sub, clip, f'{idx:08d}.png')):
+                        return False
+    return True
+
+
+def lmdbs_complete(root, scale):
+    return all(osp.isfile(osp.join(root, name, 'data.mdb')) for name in ('train_GT.lmdb', f'train_BIx{scale}.lmdb'))
+
+
+def build_lmdbs(root, scale):
+    from stdsr.data.preparation.lmdb_writer import folder_to_lmdb
+    for sub in ('GT', f'BIx{scale}'):
+        # PNG level 0 inside the LMDB: decoding dominates reads, and level 0 decodes 2.2x faster (docs/performance.md)
+        folder_to_lmdb(osp.join(root, 'train', sub), osp.join(root, f'train_{sub}.lmdb'), overwrite=True,
+                       compress_level=0, progress=False)
+
+
+def make_demo(args):
+    """Write the whole demo set under ``args.root`` (which must hold none of our outputs). Returns frame counts."""
+    counts = {}
+    for split in SPLITS:
+        entries = write_split(args.root, split, args)
+        with open(meta_path(args.root, split), 'w') as f:
+            f.write(meta_text(entries))
+        counts[split] = (len(entries), sum(n for _, n, _ in entries))
+    if args.lmdb:
+        build_lmdbs(args.root, args.scale)
+    return counts
+
+

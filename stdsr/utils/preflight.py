@@ -1,0 +1,112 @@
+"""Checks the entry points run before they create, rename or overwrite anything.
+
+A run that dies on its first batch must not have archived the previous run's folder on its way in. So
+``stdsr.train`` and ``stdsr.test`` check the launcher, decode one sample of every dataset (which checks the
+layout, the GT/LQ scale, ``gt_size`` and that the frames decode), read every checkpoint against its network and
+probe that the output folder can be written, and only then touch the disk.
+"""
+import os
+import random
+import tempfile
+from copy import deepcopy
+from os import path as osp
+
+import numpy as np
+import torch
+
+from stdsr.data.clip_io import DataError
+from stdsr.utils.cli import LauncherError, UserInputError
+
+LAUNCHER_ENV = {'pytorch': ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'),
+                'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')}
+
+
+def check_launcher(launcher, module, opt_path):
+    """A ``--launcher`` must match how the process was started; the message says what to run instead."""
+    missing = [name for name in LAUNCHER_ENV.get(launcher, ()) if name not in os.environ]
+    if not missing:
+        return
+    single = f'python -m {module} -opt {opt_path}'
+    if launcher == 'pytorch':
+        raise LauncherError(f"--launcher pytorch expects to be started by torchrun ({missing[0]} is not set); run "
+                            f"'torchrun --nproc_per_node=N -m {module} -opt {opt_path} --launcher pytorch', "
+                            f"or '{single}' for one process")
+    raise LauncherError(f"--launcher slurm expects to be started by srun ({missing[0]} is not set); run "
+                        f"'srun python -m {module} -opt {opt_path} --launcher slurm' inside a SLURM allocation, "
+                        f"or 'torchrun --nproc_per_node=N -m {module} -opt {opt_path} --launcher pytorch', "
+                        f"or '{single}' for one process")
+
+
+class _PreservedRNG:
+    """Decoding a training sample draws crops and flips; a check must not shift the run's random streams."""
+
+    def __enter__(self):
+        self.state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+
+    def __exit__(self, *exc):
+        random.setstate(self.state[0])
+        np.random.set_state(self.state[1])
+        torch.set_rng_state(self.state[2])
+
+
+def decode_first_sample(dataset, phase):
+    """Read item 0 of ``dataset``: a layout, scale, size or decoding problem fails here, naming the dataset."""
+    if len(dataset) == 0:
+        raise DataError(f'datasets.{phase}: the dataset holds no clips')
+    with _PreservedRNG():
+        try:
+            return dataset[0]
+        except DataError as err:
+            raise DataError(f'datasets.{phase}: {err}') from None
+
+
+def check_writable_dir(folder, what):
+    """``folder`` exists as a writable folder or can be created: its nearest existing ancestor is a folder we can
+    create files in (probed with a temporary file, removed at once). Nothing is created for ``folder`` itself."""
+    folder = osp.abspath(folder)
+    if osp.exists(folder) and not osp.isdir(folder):
+        raise UserInputError(f'{what} {folder} exists and is not a folder')
+    ancestor = folder
+    while not osp.exists(ancestor):
+        parent = osp.dirname(ancestor)
+        if parent == ancestor:
+            break
+        ancestor = parent
+    if not osp.isdir(ancestor):
+        raise UserInputError(f'{what} {folder} cannot be created: {ancestor} is not a folder')
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.stdsr-write-probe-', dir=ancestor)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise UserInputError(f'{what} {folder} cannot be written: no file can be created in {ancestor} '
+                             f'({err.strerror or err})') from None
+
+
+def check_output_file(path, what):
+    """The folder of output file ``path`` is writable (or creatable), and ``path`` is not a folder."""
+    if osp.isdir(path):
+        raise UserInputError(f'{what} {path} is a folder')
+    check_writable_dir(osp.dirname(osp.abspath(path)), f'folder of {what}')
+
+
+def check_pretrained_networks(opt):
+    """Every ``path.pretrain_network_*`` (but the teacher's, checked when it is built) is read and checked against
+    its network with the keys BasicSR's loader will use, so a wrong checkpoint fails before results are touched."""
+    from basicsr.archs import build_network
+    from stdsr.utils.weights import check_state_dict_fits, read_weights
+
+    paths = opt.get('path') or {}
+    for net_key in [k for k in opt if str(k).startswith('network_') and k != 'network_t']:
+        ckpt = paths.get(f'pretrain_{net_key}')
+        if not ckpt:
+            continue
+        suffix = net_key.replace('network_', '')
+        where = f'path.pretrain_{net_key}'
+        if not osp.isfile(ckpt):
+            raise UserInputError(f'option {where}: no such file {ckpt}')
+        param_key = paths.get(f'param_key_{suffix}', 'params')
+        state, key = read_weights(ckpt, prefer=(param_key, 'params'), what=f'option {where}')
+        if paths.get(f'strict_load_{suffix}', True):
+            net = build_network(deepcopy(opt[net_key]))
+            check_state_dict_fits(net, state, f"option {where} ({ckpt} [{key}]) for {net_key} ({opt[net_key]['type']})")
