@@ -134,7 +134,7 @@ def test_fetch_keeps_a_verified_file_and_refuses_a_wrong_one(tmp_path, zoo_entry
     assert dest.read_bytes() == data
 
 
-def test_script_fetches_from_a_mirror_and_fails_in_one_line(tmp_path, zoo_entry, capsys):
+def test_script_fetches_from_a_mirror_and_fails_in_one_line(tmp_path, zoo_entry):
     name, src, data = zoo_entry
     script = load_script('download_pretrained_models')
     root = tmp_path / 'pm'
