@@ -96,7 +96,8 @@ def main(argv=None):
     os.makedirs(log_dir, exist_ok=True)
 
     run_step('demo clips', [
-        sys.executable, 'scripts/data_preparation/make_demo_clips.py', '--root', args.data_root, '--skip-existing'
+        sys.executable, 'scripts/data_preparation/make_demo_clips.py', '--root', args.data_root, '--skip-existing',
+        '--lmdb'  # the training option files read LMDBs, as full-size training does
     ], osp.join(log_dir, 'make_demo_clips.log'))
     for label, option_file, name in STEPS:
         train_step(label, option_file, name, log_dir)

@@ -227,7 +227,7 @@ def test_loss_share_calibrates_lambda_then_holds_it_and_logs_shares(tiny_demo_ro
 
 @pytest.mark.parametrize('entry, message', [
     ('distill:losses:sd:reduction=none', r"'distill.losses.sd.reduction' is 'none'"),
-    ('distill:losses:sd:loss_share=0.1', r"'distill.losses.sd.loss_weight' and 'distill.losses.sd.loss_share'"),
+    ('distill:losses:sd:loss_weight=0.1', r"'distill.losses.sd.loss_weight' and 'distill.losses.sd.loss_share'"),
     ('distill:balance={calibration_iterz: 3}', r"distill.balance.calibration_iterz"),
 ])
 def test_bad_distill_weighting_options_fail_at_start_up(tiny_demo_root, tmp_path, teacher_ckpt, entry, message):
