@@ -1,4 +1,4 @@
-"""scripts/data_preparation/prepare_vsr_datasets.py on miniature copies of each download's real layout.
+"""stdsr.data.preparation.vsr_recipes (and its script) on miniature copies of each download's real layout.
 
 Each recipe must end in exactly what the option files read: the datasets of the zoo training files and of the
 benchmark test files are built from the recipe's output with their own options (only the data root moved).
@@ -13,11 +13,13 @@ import pytest
 import stdsr  # noqa: F401  (patches torchvision before basicsr)
 from basicsr.data import build_dataset
 from e2e_helpers import load_script
+from stdsr.data.preparation import vsr_recipes
 from stdsr.data.lr_degradation import downsample
 from stdsr.utils.options import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-recipes = load_script('data_preparation/prepare_vsr_datasets')
+recipes = vsr_recipes
+cli = load_script('data_preparation/prepare_vsr_datasets')
 
 
 def write_frames(folder, names, hw=(32, 48), seed=0):
@@ -121,9 +123,9 @@ def test_test_set_recipes_feed_the_benchmark_files(tmp_path, name, layout):
 
 def test_recipes_fail_in_one_line_on_a_wrong_layout(tmp_path):
     with pytest.raises(SystemExit, match='prepare_vsr_datasets: error: .*sequences not found'):
-        recipes.main(['vimeo90k', str(tmp_path), '--out', str(tmp_path / 'o')])
+        cli.main(['vimeo90k', '--input', str(tmp_path), '--output', str(tmp_path / 'o')])
     (tmp_path / 'train_sharp').mkdir()
     with pytest.raises(SystemExit, match='train_sharp_bicubic/X4 not found'):
-        recipes.main(['reds', str(tmp_path), '--out', str(tmp_path / 'o')])
+        cli.main(['reds', '--input', str(tmp_path), '--output', str(tmp_path / 'o')])
     with pytest.raises(SystemExit, match='no clip folders with frames'):
-        recipes.main(['udm10', str(tmp_path / 'train_sharp'), '--out', str(tmp_path / 'o')])
+        cli.main(['udm10', '--input', str(tmp_path / 'train_sharp'), '--output', str(tmp_path / 'o')])
