@@ -33,7 +33,8 @@ def tiny_run_overrides(demo_root, work_dir, total_iter, name):
         f'name={name}', f'path:experiments_root={work_dir}/experiments/{name}', f'train:total_iter={total_iter}',
         f'train:scheduler:periods=[{total_iter}]', f'datasets:train:dataroot_gt={demo_root}/train/GT',
         f'datasets:train:dataroot_lq={demo_root}/train/BIx4',
-        f'datasets:train:meta_info_file={demo_root}/meta_info_demo_train.txt', 'datasets:train:gt_size=32',
+        f'datasets:train:meta_info_file={demo_root}/meta_info_demo_train.txt', 'datasets:train:io_backend={type: disk}',
+        'datasets:train:num_worker_per_gpu=0', 'datasets:train:persistent_workers=false', 'datasets:train:gt_size=32',
         'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_frame=3', 'datasets:train:dataset_enlarge_ratio=4',
         f'datasets:val:dataroot_gt={demo_root}/test/GT', f'datasets:val:dataroot_lq={demo_root}/test/BIx4',
         'logger:print_freq=1'

@@ -435,6 +435,6 @@ def test_visualize_attention_writes_figures_of_the_documented_size(tmp_path, net
 
 def test_loaded_model_infer_runs_on_the_model_device(nets):
     model = model_from_opt(nets['opt_a'], device='cpu')
-    assert isinstance(model, LoadedModel) and model.fsr_tap == 'conv_hr'
+    assert isinstance(model, LoadedModel) and model.fsr_tap == 'conv_last:input'
     out = model.infer(torch.rand(1, 4, 3, 6, 5))
     assert out.shape == (1, 4, 3, 24, 20) and out.device.type == 'cpu'

@@ -314,7 +314,7 @@ def test_every_distill_section_builds_and_runs_on_its_networks(size):
     widths_t = {k: v.shape[2] for k, v in feats_t.items()}
     for path, (name, loss_opt), s_layer, t_layer in terms:
         loss_opt = DistillVSRModel._fill_channels(loss_opt, s_layer, t_layer, widths_s, widths_t)
-        loss = build_loss(loss_opt)
+        loss, _ = DistillVSRModel.build_term_loss(loss_opt)  # as the model builds it (loss_share included)
         if isinstance(loss, OverhaulFeatureLoss):
             loss.check_taps(net_s, net_t, s_layer, t_layer, run_s, run_t)
         pick = (lambda feats, layer: feats[layer] if isinstance(layer, str) else [feats[x] for x in layer])

@@ -224,16 +224,22 @@ def reference_step(model, current_iter):
         run_clip(model.net_t, model.lq, model.mode_t, model.window_t)
     output = run_clip(model.net_g, model.lq, model.mode_g, model.window_g)
     losses = [model.cri_pix(output, model.gt)]
+    values = {'l_pix': losses[0].detach()}
     b, n = model.lq.shape[:2]
-    for term in model.distill_terms.values():
+    for name, term in model.distill_terms.items():
         feats_s = stack_frames(model.rec_s.records[term.student_layer], b, n)
         feats_t = stack_frames(model.rec_t.records[term.teacher_layer], b, n)
-        losses.append(term.loss(feats_s, feats_t))
+        loss = term.loss(feats_s, feats_t)
+        if term.balance is not None:  # loss_share: the calibrated lambda weighs the unit-weight loss
+            values[f'{name}.raw'] = loss.detach()
+            loss = term.balance.weight * loss
+        values.update({f'{name}.{key}': value for key, value in getattr(term.loss, 'last_stats', {}).items()})
+        losses.append(loss)
     sum(losses).backward()
-    torch.nn.utils.clip_grad_norm_([p for g in model.optimizer_g.param_groups for p in g['params']],
-                                   model.opt['train']['grad_clip'])
+    torch.nn.utils.clip_grad_norm_(model.net_g.parameters(), model.opt['train']['grad_clip'])  # the student alone
     model.optimizer_g.step()
     model.log_dict = {}
+    model.step_values = {key: value.float().item() for key, value in values.items()}
     model.after_step(current_iter)
     model.model_ema(decay=model.ema_decay)
 

@@ -75,7 +75,7 @@ def test_vsrnet_flops_equal_the_sum_of_its_three_convs(fixed_time):
     h, w = 10, 12
     expected = 3 * conv_flops(3, 4, 9, h, w) + conv_flops(3 * 4, 6, 5, h, w) + conv_flops(6, 3, 5, h, w)
     assert prof.flops == expected
-    assert prof.channels == [6] and prof.tap_source == 'FSR_TAP'
+    assert prof.channels == [6] and prof.tap_source == 'default' and prof.taps == ['conv_last:input']
 
 
 def test_deformable_conv_counts_as_its_dense_conv_plus_offset_conv():
@@ -125,14 +125,16 @@ def test_tap_resolution_order():
     assert resolve_tap(net, 'network_t', opt) == (['a', 'b'], 'distill.teacher_layer')
     per_loss = {'distill': {'losses': {'x': {'student_layer': 'conv_last'}, 'y': {'student_layer': 'conv_last'}}}}
     assert resolve_tap(net, 'network_g', per_loss) == (['conv_last'], 'distill.losses.*.student_layer')
+    assert resolve_tap(net) == (['conv_last:input'], 'default')
+    assert resolve_tap(PerFrameConv()) == (['conv_last:input'], 'default')
+    net.FSR_TAP = 'conv_hr'  # an arch whose output conv has another name declares its tap
     assert resolve_tap(net) == (['conv_hr'], 'FSR_TAP')
-    assert resolve_tap(PerFrameConv()) == (['conv_hr'], 'default')
 
 
 def test_tap_channels_are_probed_not_assumed(fixed_time):
     fusion_c = profile_network({'type': 'VSRNet', 'fusion': 'C', 'num_feat': 4, 'num_feat_hr': 6}, shape=(5, 3, 8, 8),
                                repeats=1, warmup=0)
-    assert fusion_c.taps == ['conv_hr'] and fusion_c.channels == [5 * 6]
+    assert fusion_c.taps == ['conv_last:input'] and fusion_c.channels == [5 * 6]
     output = profile_network(PerFrameConv(c_out=5), shape=(2, 3, 8, 8), repeats=1, warmup=0, tap='')
     assert output.channels == [5]  # the (1, t, C, H, W) output of a recurrent net: channels on dim 2
 
@@ -159,7 +161,7 @@ def test_basicvsr_builds_without_spynet_weights(fixed_time):
     small = dict(full, num_feat=8, num_block=1)  # SpyNet's 5-level pyramid needs 64x64 inputs; keep the rest small
     prof = profile_network(small, shape=(2, 3, 64, 64), repeats=1, warmup=0)
     assert prof.mode == 'recurrent' and prof.frames_out == 2
-    assert prof.taps == ['conv_hr'] and prof.channels == [64]
+    assert prof.taps == ['conv_last:input'] and prof.channels == [64]
     assert prof.params == sum(p.numel() for p in build_network(dict(small)).parameters())
 
 
@@ -208,7 +210,7 @@ def test_script_prints_and_writes_one_row_per_network(tmp_path, capsys):
     assert [r.split(' | ')[1] for r in rows] == ['a.yml:network_g', 'a.yml:network_t', 'b.yml:network_g', '--arch']
     assert table_rows(md.read_text()) == rows
     assert 'Device: CPU' in md.read_text()
-    assert all('`conv_hr`' in r for r in rows)
+    assert all('`conv_last:input`' in r for r in rows)
     before = md.read_text()
     assert script.main(['--arch', '{type: VSRNet}', '--markdown', str(md)]) == 2  # refuses to replace it
     assert md.read_text() == before

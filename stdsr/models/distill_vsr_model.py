@@ -40,12 +40,12 @@ class DistillTerm(nn.Module):
     is weighted by the calibrated lambda; otherwise the loss applies its own ``loss_weight``.
     """
 
-    def __init__(self, loss, student_layer, teacher_layer, balance=None):
+    def __init__(self, loss, balance, student_layer, teacher_layer):
         super().__init__()
         self.loss = loss
+        self.balance = balance
         self.student_layer = student_layer
         self.teacher_layer = teacher_layer
-        self.balance = balance
 
     @property
     def freezable(self):
@@ -80,12 +80,7 @@ class DistillVSRModel(ClipVSRModel):
                                                                          DEFAULT_CALIBRATION_ITERS)
         for (name, loss_opt), s_layer, t_layer in terms:
             loss_opt = self._fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t)
-            share = loss_opt.pop('loss_share', None)
-            balance = None
-            if share is not None:
-                loss_opt['loss_weight'] = 1.0
-                balance = ShareWeight(share, calibration_iters)
-            self.distill_terms[name] = DistillTerm(build_loss(loss_opt), s_layer, t_layer, balance)
+            self.distill_terms[name] = DistillTerm(*self.build_term_loss(loss_opt, calibration_iters), s_layer, t_layer)
         self._check_taps(student)
         self.distill_terms.to(self.device)
         self.efficiency.prepare_network(self.distill_terms)
@@ -132,6 +127,17 @@ class DistillVSRModel(ClipVSRModel):
                 layers.append(layer)
             terms.append(((name, loss_opt), layers[0], layers[1]))
         return terms
+
+    @staticmethod
+    def build_term_loss(loss_opt, calibration_iters=DEFAULT_CALIBRATION_ITERS):
+        """(loss module, balance) of one ``distill.losses`` entry: with ``loss_share`` the loss is built with
+        weight 1 and a :class:`ShareWeight` weighs it, else the loss applies its own ``loss_weight``."""
+        loss_opt = dict(loss_opt)
+        share = loss_opt.pop('loss_share', None)
+        if share is None:
+            return build_loss(loss_opt), None
+        loss_opt['loss_weight'] = 1.0
+        return build_loss(loss_opt), ShareWeight(share, calibration_iters)
 
     @staticmethod
     def _fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t):

@@ -23,7 +23,7 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from stdsr.models.clip_inference import temporal_mode
-from stdsr.utils.feature_hooks import FeatureRecorder, UnknownModulePathError, fsr_tap
+from stdsr.utils.feature_hooks import FeatureRecorder, UnknownModulePathError, fsr_tap, unwrap_network
 from stdsr.utils.options import OptionError, check_typed_section, load_yaml
 
 __all__ = [
@@ -132,7 +132,8 @@ def load_network_opt(opt_path, net_key='network_g'):
 
 
 def resolve_tap(net, net_key='network_g', opt=None, tap=None):
-    """(taps, source): ``tap`` > the option file's distill layer for ``net_key`` > F^SR (the input of ``conv_last``).
+    """(taps, source): ``tap`` > the option file's distill layer for ``net_key`` > the arch's ``FSR_TAP`` > F^SR, the
+    input of ``conv_last`` (``stdsr.utils.feature_hooks.FSR_TAP``).
 
     The distill layer is ``distill.student_layer`` for network_g and ``teacher_layer`` for network_t, else the
     per-loss overrides (in file order). Lists are kept: a loss may read several layers.
@@ -149,7 +150,8 @@ def resolve_tap(net, net_key='network_g', opt=None, tap=None):
             layers += [layer for layer in _as_list((loss_opt or {}).get(layer_key)) if layer not in layers]
         if layers:
             return layers, f'distill.losses.*.{layer_key}'
-    return [fsr_tap(net)], 'F^SR (input of conv_last)'
+    # conv_last:input unless the arch declares FSR_TAP; a network without that module is reported without a tap
+    return [fsr_tap(net)], 'FSR_TAP' if hasattr(unwrap_network(net), 'FSR_TAP') else 'default'
 
 
 def _as_list(layer):
