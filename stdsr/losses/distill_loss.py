@@ -123,7 +123,7 @@ class TimeDistillLoss(nn.Module):
       L_TD 10-70x with a student that never improved (docs/method.md);
     - the cells are compared relative to the teacher cell's variance, mean((c_s - c_t)^2) / var(c_t) per clip:
       scale-free, so ``loss_weight`` and ``freeze_threshold`` mean the same for any pair of networks;
-    - the teacher stream runs without autograd, which also halves the ConvLSTM's training cost.
+    - the teacher stream carries no autograd graph (constant input, constant weights).
 
     Teacher features are detached in both forms: the teacher network never receives gradients.
 
@@ -214,8 +214,8 @@ class TimeDistillLoss(nn.Module):
         self._is_frozen = bool(self.frozen)
         self._set_trainable(not self.is_frozen)
 
-    def _encode(self, feat, adapter=None):
-        """(B, N, C, H, W) -> final cell state c_N of the shared ConvLSTM.
+    def _prepare(self, feat, adapter=None):
+        """(B, N, C, H, W) -> pooled (and adapted) ConvLSTM input, same layout.
 
         Pooling comes before the 1x1 adapter: both are linear per pixel, so they commute, and the adapter then
         runs on pool**2 times fewer pixels.
@@ -228,8 +228,18 @@ class TimeDistillLoss(nn.Module):
             feat = F.avg_pool2d(feat, self.pool)
         if adapter is not None:
             feat = adapter(feat)
-        _, (_, cell) = self.convlstm(feat.reshape(b, n, *feat.shape[1:]))
-        return cell
+        return feat.reshape(b, n, *feat.shape[1:])
+
+    def _final_cells(self, student_feat, teacher_feat):
+        """Final cell states of both streams from ONE ConvLSTM pass over the two batches side by side.
+
+        The shared ConvLSTM treats every clip independently, so this is the two separate passes in half the
+        operator calls; the teacher half carries no graph in the fixed form (constant input and weights).
+        """
+        seq_s = self._prepare(student_feat, self.adapter)
+        seq_t = self._prepare(teacher_feat.detach())
+        _, (_, cells) = self.convlstm(torch.cat([seq_s, seq_t], dim=0))
+        return cells.split([seq_s.size(0), seq_t.size(0)], dim=0)
 
     def forward(self, student_feat, teacher_feat, **kwargs):
         """
@@ -242,14 +252,10 @@ class TimeDistillLoss(nn.Module):
             raise ValueError(f'TimeDistillLoss was built for student/teacher channels {self.student_channels}/'
                              f'{self.teacher_channels}, got features {tuple(student_feat.shape)} and '
                              f'{tuple(teacher_feat.shape)}')
+        cell_s, cell_t = self._final_cells(student_feat, teacher_feat)
         if self.form == 'paper':
-            cell_t = self._encode(teacher_feat.detach())
-            cell_s = self._encode(student_feat, self.adapter)
             raw = F.mse_loss(cell_s, cell_t)
         else:
-            with torch.no_grad():
-                cell_t = self._encode(teacher_feat)
-            cell_s = self._encode(student_feat, self.adapter)
             per_clip = (cell_s - cell_t).pow(2).flatten(1).mean(1) / (cell_t.flatten(1).var(1) + self.eps)
             raw = per_clip.mean()
         self.last_stats = {'raw': raw.detach(), 'cell_t': cell_t.detach().abs().mean()}
