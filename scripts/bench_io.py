@@ -14,11 +14,10 @@ warm cache, i.e. CPU cost, not disk speed. Backends alternate within every repea
 
 A per-frame breakdown separates getting the encoded bytes (file open/read vs LMDB get) from PNG decoding, which
 tells whether a faster store can help at all. ``--compress-levels`` packs extra LMDBs at other PNG compression
-levels (``create_lmdb.py``'s ``compress_level``) in a temporary folder and times them too.
+levels (the LMDB writer's ``compress_level``) in a temporary folder and times them too.
 """
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -36,6 +35,7 @@ import torch
 import stdsr  # noqa: F401  (patches torchvision before basicsr; registers the datasets)
 from stdsr.data.clip_io import DataError
 from stdsr.data.paired_clip_dataset import PairedClipDataset
+from stdsr.data.preparation.lmdb_writer import folder_to_lmdb
 from stdsr.data.resumable_sampler import ResumableSampler, SeededSampleDataset
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -145,22 +145,13 @@ def plan_frames(dataset, limit=200):
     return frames[:limit]
 
 
-def load_create_lmdb():
-    path = osp.join(REPO_ROOT, 'scripts', 'data_preparation', 'create_lmdb.py')
-    spec = importlib.util.spec_from_file_location('stdsr_create_lmdb', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def pack_lmdbs(paths, level, folder):
     """GT and LQ LMDBs of the PNG trees at PNG compression ``level`` under ``folder`` (basicsr's prints muted)."""
-    create_lmdb = load_create_lmdb()
     out = {}
     for key in ('gt', 'lq'):
         target = osp.join(folder, f'{key}_c{level}.lmdb')
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            create_lmdb.folder_to_lmdb(paths[key], target, compress_level=level)
+            folder_to_lmdb(paths[key], target, compress_level=level, progress=False)
         out[key] = target
     return out
 
