@@ -270,9 +270,8 @@ class DistillVSRModel(ClipVSRModel):
             if term.freezable and term.loss.update_frozen(step[f'{name}.raw']):
                 get_root_logger().info(f'iter {current_iter}: distill term {name} raw loss {step[f"{name}.raw"]:.3e} '
                                        'is below its freeze threshold; its modules are frozen from now on')
-            for key in ('cell_t', 'anchor'):
-                if f'{name}.{key}' in step:
-                    self.log_dict[f'{name}_{key}'] = step[f'{name}.{key}']
+            if f'{name}.cell_t' in step:  # the teacher cell's mean |c|: a collapsing memory shows here
+                self.log_dict[f'{name}_cell_t'] = step[f'{name}.cell_t']
             if hasattr(term.loss, 'is_frozen'):
                 self.log_dict[f'{name}_frozen'] = float(term.loss.is_frozen)
         total = sum(value for key, value in self.log_dict.items() if key.startswith('l_'))
