@@ -27,8 +27,8 @@ from stdsr.models.efficiency import TrainEfficiency, eager_calls, phase
 from stdsr.utils.checkpoint import atomic_torch_save, prune_checkpoints
 from stdsr.utils.device import check_data_parallel, data_parallel_device_ids
 from stdsr.utils.dist import all_gather_objects, get_dist_info, resolve_device
-from stdsr.utils.rng_state import capture_rng_state, restore_rng_state  # noqa: F401  (restore: re-exported)
 from stdsr.utils.options import optimizer_class, scheduler_class
+from stdsr.utils.rng_state import capture_rng_state, restore_rng_state  # noqa: F401  (restore: re-exported)
 
 DEFAULT_PIXEL_OPT = {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'}
 
@@ -373,7 +373,6 @@ class ClipVSRModel(BaseModel):
         self.load_extra_training_state(resume_state.get('extra') or {})
         self.skipped_steps = resume_state.get('skipped_steps', 0)
         self.efficiency.load_state_dict(resume_state.get('efficiency') or {})
-
 
 
 def to_device(tensor, device):
