@@ -48,6 +48,11 @@ def parse_args(argv=None):
     parser.add_argument('--output', '--out', dest='out', required=True,
                         help='output folder for results.{md,csv,json} and the plot')
     parser.add_argument('--overwrite', action='store_true', help='replace earlier results in --output')
+    paper = parser.add_argument_group('paper tables (paper_tables.md: one table per test set)')
+    paper.add_argument('--references', metavar='FILE.yml', help='published rows to show beside ours, e.g. '
+                       'docs/reference_rows/basicsr_model_zoo.yml')
+    paper.add_argument('--baseline', action='append', default=[], metavar='METHOD=BASELINE',
+                       help="show METHOD's PSNR gain over BASELINE (repeatable)")
     parser.add_argument('--quiet', action='store_true', help='no per-clip log lines')
     args = parser.parse_args(argv)
     metrics = tuple(m.strip() for m in args.metrics.split(',') if m.strip())

@@ -276,6 +276,22 @@ def test_benchmark_bad_input_fails_clearly(tmp_path, nets, tiny_demo_root):
     assert not (tmp_path / 'out').exists()
 
 
+def test_benchmark_writes_paper_tables_with_published_rows(tmp_path, nets, tiny_demo_root):
+    gt, lq = tiny_demo_root / 'test' / 'GT', tiny_demo_root / 'test' / 'BIx4'
+    refs = write_yaml(tmp_path / 'refs.yml', {'rows': [{'method': 'EDVR-L', 'params': '20.6M', 'source': 'zoo',
+                                                        'results': {'demo': {'psnr': 31.0, 'ssim': 0.9}}}]})
+    common = ['--opt', nets['opt_a'], '--dataset', f'demo={gt},{lq}', '--device', 'cpu', '--warmup', '0', '--quiet']
+    bad = write_yaml(tmp_path / 'bad.yml', {'rows': [{'method': 'X', 'results': {}}]})
+    with pytest.raises(benchmark.BenchmarkError, match=r"bad.yml: rows\[0\].*'source' is required"):
+        benchmark_script.main(common + ['--out', str(tmp_path / 'no'), '--references', bad])
+    assert not (tmp_path / 'no').exists()  # refused before anything was evaluated or written
+    out = tmp_path / 'paper'
+    report = benchmark_script.main(common + ['--out', str(out), '--references', refs, '--baseline', 'A=bicubic'])
+    tables = (out / 'paper_tables.md').read_text()
+    psnr_a = report['results']['A']['demo']['average']['psnr']
+    assert 'demo' in tables and 'EDVR-L' in tables and '| A |' in tables and f'{psnr_a:.2f}' in tables
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # inference
 # ----------------------------------------------------------------------------------------------------------------------

@@ -28,12 +28,13 @@ import yaml
 from stdsr.data.clip_io import DataError, FrameReader, list_clip_tree
 from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
 from stdsr.data.lr_degradation import check_mode, check_scale, downsample, mod_crop
+from stdsr.evaluation.paper_table import PaperTableError, load_reference_rows, render_paper_tables, rows_from_report
 from stdsr.utils.cli import UserInputError
 from stdsr.utils.model_loading import bicubic_model, models_from_args, resolve_device, synchronize
 from stdsr.utils.preflight import check_writable_dir
 from stdsr.utils.vsr_metrics import METRIC_NAMES, average_over_clips, clip_metrics, tensor_to_frames
 
-OUTPUT_FILES = ('results.md', 'results.csv', 'results.json', 'psnr_vs_runtime.png')
+OUTPUT_FILES = ('results.md', 'results.csv', 'results.json', 'psnr_vs_runtime.png', 'paper_tables.md')
 DATASET_KEYS = {'name', 'gt_root', 'lq_root', 'degradation', 'meta_info_file', 'center_frame_only'}
 
 
@@ -398,12 +399,18 @@ def write_files_together(files, out_dir):
         os.replace(tmp, final)
 
 
-def write_reports(report, out_dir):
+def write_reports(report, out_dir, references=(), baselines=None):
+    """Every report file at once; ``paper_tables.md`` has one table per test set in the papers' layout, with
+    the published ``references`` rows (marked) beside ours."""
     png = io.BytesIO()
     plot_psnr_runtime(report, png)
+    try:
+        paper = render_paper_tables(rows_from_report(report), references, baselines=baselines)
+    except PaperTableError as err:
+        raise BenchmarkError(str(err)) from None
     write_files_together({'results.md': markdown_report(report), 'results.csv': csv_report(report),
                           'results.json': json.dumps(json_safe(report), indent=2) + '\n',
-                          'psnr_vs_runtime.png': png.getvalue()}, out_dir)
+                          'psnr_vs_runtime.png': png.getvalue(), 'paper_tables.md': paper}, out_dir)
 
 
 def check_out_dir(out_dir, overwrite):
@@ -429,9 +436,25 @@ def common_scale(models, args):
     return scales[0] if scales else None
 
 
+def paper_table_inputs(args):
+    """(published reference rows, {method: baseline method}) from ``--references`` and ``--baseline``."""
+    baselines = {}
+    for entry in getattr(args, 'baseline', None) or []:
+        method, sep, baseline = entry.partition('=')
+        if not (sep and method and baseline):
+            raise BenchmarkError(f"--baseline '{entry}': expected METHOD=BASELINE_METHOD")
+        baselines[method] = baseline
+    path = getattr(args, 'references', None)
+    try:
+        return (load_reference_rows(path) if path else []), baselines
+    except PaperTableError as err:
+        raise BenchmarkError(str(err)) from None
+
+
 def run(args, log=print):
     """Evaluate and write the reports; returns the report dict (also what results.json holds)."""
     check_out_dir(args.out, args.overwrite)
+    references, baselines = paper_table_inputs(args)  # before evaluating: a bad file must not waste the run
     device = resolve_device(args.device)
     specs = collect_datasets(args)
     models = models_from_args(args, device)
@@ -464,7 +487,7 @@ def run(args, log=print):
                                                 'source': model.source, 'mode': model.mode, 'window': model.window})
             report['results'].setdefault(model.label, OrderedDict())[spec.name] = results[model.label]
     report['models'] = list(model_rows.values())
-    write_reports(report, args.out)
+    write_reports(report, args.out, references, baselines)
     log(markdown_report(report))
     log(f'Wrote {", ".join(OUTPUT_FILES)} to {args.out}')
     return report
