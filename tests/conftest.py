@@ -116,3 +116,13 @@ def tiny_demo_root(tmp_path_factory):
                    check=True,
                    capture_output=True)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks on a shared 2-core machine: two contending threads make every step 10-50x slower."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,12 +8,7 @@ from e2e_helpers import load_script
 from stdsr.utils import gpu_check
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def test_without_cuda_it_says_so_and_exits_cleanly(monkeypatch, capsys):
