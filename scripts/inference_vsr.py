@@ -17,7 +17,7 @@ import stdsr  # noqa: F401  (must precede basicsr: patches torchvision, register
 from stdsr.inference.frame_io import VIDEO_EXTENSIONS
 from stdsr.inference.vsr_inference import DEFAULT_RECURRENT_OVERLAP, run
 from stdsr.utils.cli import run_cli
-from stdsr.utils.model_loading import add_model_arguments
+from stdsr.tools.model_loading import add_model_arguments
 
 
 def parse_args(argv=None):

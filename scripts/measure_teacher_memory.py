@@ -16,9 +16,9 @@ import torch
 
 import stdsr  # noqa: F401  (registers archs before basicsr builds them)
 from basicsr.archs import build_network
-from stdsr.models.clip_inference import temporal_mode
-from stdsr.utils.options import OptionError, load_yaml
-from stdsr.utils.train_profiler import StepMemory
+from stdsr.distill.clip_runner import temporal_mode
+from stdsr.config.options import OptionError, load_yaml
+from stdsr.tools.train_profile import StepMemory
 
 MIB = float(1 << 20)
 

@@ -6,7 +6,7 @@ Examples::
     python scripts/profile_models.py -opt A.yml B.yml:network_t --net network_g --device cpu --repeats 5
     python scripts/profile_models.py --arch "{type: BasicVSR, num_feat: 64, num_block: 30, spynet_path: ~}"
 
-The command line over :mod:`stdsr.evaluation.model_profile`. ``-opt FILE[:network_x]`` takes the network key
+The command line over :mod:`stdsr.tools.profile_models`. ``-opt FILE[:network_x]`` takes the network key
 after a colon, else every key of ``--net``. ``--arch`` takes inline YAML network sections. Every row is per output
 frame: a sliding network reads its own window (``num_frame``) and returns 1 frame; a recurrent one reads ``t``
 frames of ``--shape`` and returns t.
@@ -15,7 +15,7 @@ import argparse
 import sys
 
 import stdsr  # noqa: F401  (patches torchvision before basicsr; registers the archs)
-from stdsr.evaluation.model_profile import run
+from stdsr.tools.profile_models import run
 from stdsr.utils.cli import run_cli
 
 

@@ -9,7 +9,7 @@ Examples::
 
 The model, data set, sampler and loader are built exactly as ``python -m stdsr.train`` builds them (nothing is
 written: no experiment folder, no checkpoint). The phases are timed inside the model's own training step (see
-``stdsr/utils/train_profiler.py``); medians over ``--iters`` iterations after ``--warmup`` are reported.
+``stdsr/tools/train_profile.py``); medians over ``--iters`` iterations after ``--warmup`` are reported.
 
 For a DistillVSRModel, the *floor* is measured in the same run: a ClipVSRModel with the same student, the same
 batches and the same efficiency options, plus one teacher forward. ``--compare`` adds a second model built with
@@ -31,13 +31,14 @@ from basicsr.data.prefetch_dataloader import CPUPrefetcher
 from basicsr.models import build_model
 from basicsr.utils import get_root_logger, set_random_seed
 
-from stdsr.models.clip_inference import run_clip, temporal_mode
-from stdsr.models.efficiency import TrainEfficiency, is_compiled, teacher_grad_mode
-from stdsr.models.teacher import build_frozen_teacher
-from stdsr.train import build_train_val_loaders
-from stdsr.utils.dist import init_dist_from_options, resolve_device
-from stdsr.utils.options import OptionError, parse_options
-from stdsr.utils.train_profiler import (FLOOR_PHASES, PHASES, STUDENT_PHASES, PhaseTimer, StepMemory, check_targets,
+from stdsr.distill.clip_runner import run_clip, temporal_mode
+from stdsr.runtime.train_efficiency import TrainEfficiency, is_compiled, teacher_grad_mode
+from stdsr.distill.teacher import build_frozen_teacher
+from stdsr.engine.training import build_train_val_loaders
+from stdsr.runtime.dist import init_dist_from_options, process_device
+from stdsr.config.options import OptionError, parse_options
+from stdsr.utils.atomic_files import write_text_atomic
+from stdsr.tools.train_profile import (FLOOR_PHASES, PHASES, STUDENT_PHASES, PhaseTimer, StepMemory, check_targets,
                                         floor_options, format_profile, load_average, ratios, summarize_iterations)
 
 
@@ -174,7 +175,7 @@ def profile(opt, iters, warmup, with_floor=True, option_file='', mem_iters=1, co
     """Profile ``iters`` training steps of ``opt`` after ``warmup``; returns the result dict (see module doc)."""
     if iters < 1 or warmup < 0 or mem_iters < 0:
         raise ValueError(f'need iters >= 1, warmup >= 0 and mem_iters >= 0, got {iters}, {warmup}, {mem_iters}')
-    device = resolve_device(opt)
+    device = process_device(opt)
     train_loader, train_sampler = build_train_val_loaders(opt)[:2]
     batches = endless_batches(train_loader, train_sampler)
     runners = {'profiled': ModelRunner(seeded_model(opt), device)}
@@ -269,11 +270,7 @@ def profile(opt, iters, warmup, with_floor=True, option_file='', mem_iters=1, co
 def write_json(result, path, overwrite=False):
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path} exists; pass --overwrite to replace it')
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(result, indent=2))
 
 
 def main(argv=None):

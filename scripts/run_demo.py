@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from os import path as osp
+from stdsr.errors import DemoError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_OPTIONS = osp.join('options', 'train', 'STD', 'demo')
@@ -22,10 +23,6 @@ STEPS = [
     ('STD student', 'train_VESPCNS_STD_demo.yml', 'demo_VESPCNS_STD_x4'),
 ]
 PROGRESS_MARKS = ('lr:(', '# psnr', '# ssim', 'Resuming', 'End of training', 'Traceback', 'Error:')
-
-
-class DemoError(RuntimeError):
-    """A step of the demo failed; the message names the step and shows the end of its output."""
 
 
 def run_step(label, cmd, log_path):

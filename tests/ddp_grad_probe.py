@@ -11,9 +11,9 @@ import torch
 import stdsr  # noqa: F401
 from basicsr.models import build_model
 from basicsr.utils import set_random_seed
-from stdsr.train import build_train_val_loaders
-from stdsr.utils.dist import init_dist_from_options
-from stdsr.utils.options import parse_options
+from stdsr.engine.training import build_train_val_loaders
+from stdsr.runtime.dist import init_dist_from_options
+from stdsr.config.options import parse_options
 
 
 def main(argv):

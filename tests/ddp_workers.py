@@ -22,10 +22,10 @@ def ema_and_rng_worker(rank, port, out_dir, opt_file, force):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
                       MASTER_PORT=str(port), OMP_NUM_THREADS='1')
     torch.set_num_threads(1)
-    from stdsr.utils.checkpoint import load_training_state
-    from stdsr.utils.dist import destroy_dist, init_dist_from_options
-    from stdsr.utils.options import parse_options
-    from stdsr.utils.rng_state import restore_rank_rng_state
+    from stdsr.runtime.checkpoint import load_training_state
+    from stdsr.runtime.dist import destroy_dist, init_dist_from_options
+    from stdsr.config.options import parse_options
+    from stdsr.runtime.rng_state import restore_rank_rng_state
     opt, args = parse_options(['-opt', opt_file, '--launcher', 'pytorch', '--force_yml', *force], is_train=True)
     init_dist_from_options(opt, args.launcher)
     try:

@@ -74,8 +74,8 @@ def build_training_model(opt_file, force, root):
     """A training model built in-process exactly as ``stdsr.train`` builds it (no process group), seed 0."""
     import torch
     from basicsr.models import build_model
-    from stdsr.utils.dist import init_dist_from_options
-    from stdsr.utils.options import parse_options
+    from stdsr.runtime.dist import init_dist_from_options
+    from stdsr.config.options import parse_options
     opt, _ = parse_options(['-opt', str(opt_file), '--force_yml', *force], is_train=True, root_path=str(root))
     init_dist_from_options(opt, 'none')
     torch.manual_seed(0)

@@ -20,12 +20,12 @@ from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, load_script, tiny_run_overrides
 from stdsr.data.lr_degradation import bi_downsample
 from stdsr.data.preparation import lmdb_writer, lr_tree
 from stdsr.data.preparation.lr_tree import PreparationError
-from stdsr.evaluation.benchmark import BenchmarkError
+from stdsr.tools.benchmark import BenchmarkError
 from stdsr.inference.frame_io import InferenceInputError
-from stdsr.utils.attention_figures import VisualizationError
+from stdsr.tools.attention_figures import VisualizationError
 from stdsr.utils.cli import UserInputError, run_cli
-from stdsr.utils.options import OptionError, parse_options
-from stdsr.utils.weights import WeightsError
+from stdsr.config.options import OptionError, parse_options
+from stdsr.runtime.checkpoint import WeightsError
 
 TEACHER_OPT = str(DEMO_OPTIONS / 'train_VESPCN_teacher_demo.yml')
 TEST_OPT = str(REPO_ROOT / 'options' / 'test' / 'STD' / 'demo' / 'test_VESPCN_teacher_demo.yml')

@@ -16,13 +16,13 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.registry import ARCH_REGISTRY
 from e2e_helpers import load_script
 from stdsr.data.clip_io import DataError
-from stdsr.models.clip_inference import run_clip
-from stdsr.utils import vsr_metrics as vm
-from stdsr.evaluation import benchmark
+from stdsr.distill.clip_runner import run_clip
+from stdsr.metrics import vsr_metrics as vm
+from stdsr.tools import benchmark
 from stdsr.inference import vsr_inference as inference
-from stdsr.utils import attention_figures as visualize
+from stdsr.tools import attention_figures as visualize
 from stdsr.inference.frame_io import InferenceInputError
-from stdsr.utils.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
+from stdsr.tools.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
 
 
 
@@ -409,7 +409,7 @@ def test_sliding_features_of_chosen_frames_equal_those_of_the_whole_clip(nets):
     model = model_from_opt(nets['opt_a'], device='cpu')
     lq = inference.frames_to_clip([textured(8, 8, shift_x=t, seed=7) for t in range(6)])
     sr, feats = visualize.sr_and_features(model, lq, [0, 4], 'conv_hr')
-    from stdsr.utils.feature_hooks import FeatureRecorder
+    from stdsr.distill.feature_hooks import FeatureRecorder
     with FeatureRecorder(model.net, ['conv_hr']) as rec:
         whole = run_clip(model.net, lq, 'sliding', 3)[0]
         all_feats = rec.records['conv_hr'][0]

@@ -15,7 +15,7 @@ from basicsr.data import build_dataset
 from e2e_helpers import load_script
 from stdsr.data.preparation import vsr_recipes
 from stdsr.data.lr_degradation import downsample
-from stdsr.utils.options import load_yaml
+from stdsr.config.options import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 recipes = vsr_recipes

@@ -14,7 +14,7 @@ import yaml
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
 from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, load_script
-from stdsr.utils.options import validate_options
+from stdsr.config.options import validate_options
 
 STEPS = load_script('run_demo').STEPS  # (label, train option file, experiment name)
 TEST_OPTIONS = REPO_ROOT / 'options' / 'test' / 'STD' / 'demo'

@@ -10,9 +10,9 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from e2e_helpers import (DEMO_OPTIONS, build_training_model, first_batch, logged_losses, read_train_log, run_module, tiny_edvr_overrides,
                          tiny_run_overrides)
-from stdsr.models.teacher import TeacherCheckpointError
-from stdsr.utils.feature_hooks import UnknownModulePathError
-from stdsr.utils.options import OptionError, parse_options
+from stdsr.distill.teacher import TeacherCheckpointError
+from stdsr.distill.feature_hooks import UnknownModulePathError
+from stdsr.config.options import OptionError, parse_options
 
 STD_OPT = str(DEMO_OPTIONS / 'train_EDVRS_STD_demo.yml')
 BASELINE_OPT = str(DEMO_OPTIONS / 'train_EDVRS_baseline_demo.yml')
@@ -173,7 +173,7 @@ def test_two_process_gloo_distillation(tiny_demo_root, tmp_path, teacher_ckpt):
 
 
 def test_bad_teacher_fails_before_an_existing_run_is_touched(tiny_demo_root, tmp_path, teacher_ckpt):
-    import stdsr.train as stdsr_train
+    import stdsr.engine.training as stdsr_train
     existing = tmp_path / 'experiments' / 'std'
     (existing / 'models').mkdir(parents=True)
     (existing / 'models' / 'net_g_5.pth').write_bytes(b'precious')

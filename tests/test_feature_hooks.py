@@ -6,7 +6,7 @@ import torch.distributed as dist
 from torch import nn as nn
 
 import stdsr  # noqa: F401  (patches torchvision before basicsr is imported anywhere)
-from stdsr.utils.feature_hooks import FeatureRecorder, UnknownModulePathError, stack_frames, unwrap_network
+from stdsr.distill.feature_hooks import FeatureRecorder, UnknownModulePathError, stack_frames, unwrap_network
 
 
 class ToyRecurrent(nn.Module):

@@ -4,7 +4,7 @@ import torch
 
 import stdsr  # noqa: F401  (patches torchvision, registers the archs)
 from basicsr.archs import build_network
-from stdsr.utils.feature_hooks import FeatureRecorder, fsr_tap, stack_frames
+from stdsr.distill.feature_hooks import FeatureRecorder, fsr_tap, stack_frames
 
 # every network the option files ship, at sizes small enough for a CPU test
 NETWORKS = {

@@ -74,8 +74,8 @@ def fake_gpus(monkeypatch):
 
 
 def build_opt(opt_file, force, tmp_path):
-    from stdsr.utils.dist import init_dist_from_options
-    from stdsr.utils.options import parse_options
+    from stdsr.runtime.dist import init_dist_from_options
+    from stdsr.config.options import parse_options
     opt, _ = parse_options(['-opt', opt_file, '--force_yml', f'path:experiments_root={tmp_path}/exp', *force],
                            is_train=True, root_path=str(tmp_path))
     return init_dist_from_options(opt, 'none')
@@ -83,7 +83,7 @@ def build_opt(opt_file, force, tmp_path):
 
 def test_data_parallel_with_distillation_is_refused_naming_torchrun(fake_gpus, tmp_path):
     from basicsr.models import build_model
-    from stdsr.utils.options import OptionError
+    from stdsr.config.options import OptionError
     fake_gpus(2)
     opt = build_opt(STD_OPT, ['num_gpu=auto'], tmp_path)
     assert opt['num_gpu'] == 2 and not opt['dist']
@@ -95,8 +95,8 @@ def test_data_parallel_with_distillation_is_refused_naming_torchrun(fake_gpus, t
 @pytest.mark.parametrize('efficiency, refused', [('{compile: true}', 'compile'), ('{amp: bf16}', 'bf16'),
                                                  ('{amp: fp16}', None), ('{channels_last: true}', None)])
 def test_data_parallel_refuses_compile_and_bf16(fake_gpus, tmp_path, efficiency, refused):
-    from stdsr.utils.device import prepare_device_options
-    from stdsr.utils.options import OptionError
+    from stdsr.runtime.device import prepare_device_options
+    from stdsr.config.options import OptionError
     fake_gpus(4)
     opt = build_opt(BASELINE_OPT, ['num_gpu=2', f'train:efficiency={efficiency}'], tmp_path)
     if refused is None:
@@ -124,8 +124,8 @@ def test_data_parallel_uses_num_gpu_devices_not_every_visible_one(monkeypatch):
 
 @pytest.mark.parametrize('capability, refused', [((7, 0), True), ((7, 5), True), ((8, 0), False), ((9, 0), False)])
 def test_bf16_needs_native_support_not_emulation(fake_gpus, monkeypatch, capability, refused):
-    from stdsr.models.efficiency import TrainEfficiency
-    from stdsr.utils.options import OptionError
+    from stdsr.runtime.train_efficiency import TrainEfficiency
+    from stdsr.config.options import OptionError
     fake_gpus(1, capability=capability)
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda including_emulation=True: True)  # V100 says yes
     opt = {'train': {'efficiency': {'amp': 'bf16'}}}
@@ -138,7 +138,7 @@ def test_bf16_needs_native_support_not_emulation(fake_gpus, monkeypatch, capabil
 
 @pytest.mark.parametrize('backend', ['gloo', 'nccl'])
 def test_each_rank_gets_its_own_gpu_whatever_the_backend(fake_gpus, monkeypatch, backend):
-    from stdsr.utils.dist import init_dist
+    from stdsr.runtime.dist import init_dist
     calls = fake_gpus(2)
     monkeypatch.setenv('LOCAL_RANK', '1')
     assert init_dist('pytorch', num_gpu=2, backend=backend) == backend
@@ -146,7 +146,7 @@ def test_each_rank_gets_its_own_gpu_whatever_the_backend(fake_gpus, monkeypatch,
 
 
 def test_more_processes_than_gpus_is_an_error(fake_gpus, monkeypatch):
-    from stdsr.utils.dist import init_dist
+    from stdsr.runtime.dist import init_dist
     calls = fake_gpus(2)
     monkeypatch.setenv('LOCAL_RANK', '2')
     with pytest.raises(RuntimeError, match='LOCAL_RANK 2 but 2 GPU'):
@@ -155,7 +155,7 @@ def test_more_processes_than_gpus_is_an_error(fake_gpus, monkeypatch):
 
 
 def test_cpu_ranks_do_not_touch_cuda(fake_gpus, monkeypatch):
-    from stdsr.utils.dist import init_dist
+    from stdsr.runtime.dist import init_dist
     calls = fake_gpus(2)
     monkeypatch.setenv('LOCAL_RANK', '5')
     assert init_dist('pytorch', num_gpu=0) == 'gloo'
@@ -163,7 +163,7 @@ def test_cpu_ranks_do_not_touch_cuda(fake_gpus, monkeypatch):
 
 
 def test_slurm_local_rank_comes_from_slurm_localid(fake_gpus, monkeypatch):
-    from stdsr.utils import dist as dist_util
+    from stdsr.runtime import dist as dist_util
     calls = fake_gpus(4)
     # 8 tasks on 4 nodes of 4 GPUs: task 6 is the second (local id 1) of its node; 6 % 4 would say GPU 2
     for key, value in dict(SLURM_PROCID='6', SLURM_NTASKS='8', SLURM_NODELIST='node[1-4]', SLURM_LOCALID='1',
@@ -177,7 +177,7 @@ def test_slurm_local_rank_comes_from_slurm_localid(fake_gpus, monkeypatch):
 
 def test_resume_with_rng_states_of_more_gpus_than_present(fake_gpus, monkeypatch):
     from stdsr.models.clip_vsr_model import restore_rng_state  # where stdsr.train imported it from before
-    from stdsr.utils.rng_state import capture_rng_state
+    from stdsr.runtime.rng_state import capture_rng_state
     fake_gpus(1)
     restored = []
 
@@ -195,7 +195,7 @@ def test_resume_with_rng_states_of_more_gpus_than_present(fake_gpus, monkeypatch
 
 
 def test_rank_rng_state_is_this_ranks_or_none_for_another_world_size():
-    from stdsr.utils.rng_state import rank_rng_state
+    from stdsr.runtime.rng_state import rank_rng_state
     per_rank = {'rng': 'r0', 'rng_per_rank': ['r0', 'r1']}
     assert rank_rng_state(per_rank, 1, 2) == 'r1'
     assert rank_rng_state(per_rank, 0, 1) is None  # 2 processes saved it: model-side RNG cannot match
@@ -224,7 +224,7 @@ def test_validation_runs_the_compiled_student_eagerly(tmp_path):
 
 
 def test_loaders_pin_memory_on_cuda_only(fake_gpus, tmp_path):
-    from stdsr.utils.device import apply_loader_defaults
+    from stdsr.runtime.device import apply_loader_defaults
     cpu = build_opt(BASELINE_OPT, ['num_gpu=0'], tmp_path)
     assert 'pin_memory' not in apply_loader_defaults(cpu)['datasets']['train']
     fake_gpus(1)
@@ -235,7 +235,7 @@ def test_loaders_pin_memory_on_cuda_only(fake_gpus, tmp_path):
 
 
 def test_prefetch_mode_cuda_is_used_on_gpu(fake_gpus, monkeypatch, tmp_path):
-    from stdsr.utils import device
+    from stdsr.runtime import device
     monkeypatch.setattr(device, 'CUDAPrefetcher', lambda loader, opt: ('cuda prefetcher', loader))
     fake_gpus(1)
     opt = build_opt(BASELINE_OPT, ['num_gpu=1', 'datasets:train:prefetch_mode=cuda'], tmp_path)
@@ -245,8 +245,8 @@ def test_prefetch_mode_cuda_is_used_on_gpu(fake_gpus, monkeypatch, tmp_path):
 
 def test_prefetch_mode_cuda_on_cpu_is_refused_before_anything_is_written(tiny_demo_root, tmp_path):
     from e2e_helpers import tiny_run_overrides
-    from stdsr.train import train_pipeline
-    from stdsr.utils.options import OptionError
+    from stdsr.engine.training import train_pipeline
+    from stdsr.config.options import OptionError
     force = tiny_run_overrides(tiny_demo_root, tmp_path, 1, 'prefetch') + TINY_G + ['datasets:train:prefetch_mode=cuda']
     with pytest.raises(OptionError, match='prefetch_mode: cuda.*use prefetch_mode: cpu'):
         train_pipeline(['-opt', BASELINE_OPT, '--force_yml', *force], root_path=str(tmp_path))
@@ -264,7 +264,7 @@ def restore_determinism():
 
 @pytest.mark.parametrize('deterministic', [True, False])
 def test_train_deterministic_option(tmp_path, restore_determinism, deterministic):
-    from stdsr.utils.determinism import determinism_from_options
+    from stdsr.runtime.determinism import determinism_from_options
     opt = build_opt(BASELINE_OPT, [f'train:deterministic={str(deterministic).lower()}'], tmp_path)
     determinism_from_options(opt, is_train=True)
     assert torch.backends.cudnn.deterministic is deterministic
@@ -275,8 +275,8 @@ def test_train_deterministic_option(tmp_path, restore_determinism, deterministic
 
 
 def test_val_deterministic_option_for_stdsr_test(tmp_path, restore_determinism):
-    from stdsr.utils.determinism import determinism_from_options
-    from stdsr.utils.options import parse_options
+    from stdsr.runtime.determinism import determinism_from_options
+    from stdsr.config.options import parse_options
     test_opt = DEMO_OPTIONS.parents[2] / 'test' / 'STD'
     opt_file = sorted(test_opt.glob('*.yml'))[0]
     opt, _ = parse_options(['-opt', str(opt_file), '--force_yml', 'val:deterministic=true'], is_train=False,
@@ -314,7 +314,7 @@ def test_compiled_student_under_ddp_keeps_the_all_reduce_overlap(tmp_path, monke
     dynamo's DDPOptimizer splits the graph at bucket boundaries (what lets the all-reduce overlap the backward)."""
     from basicsr.models import build_model
     from torch._dynamo.backends.distributed import DDPOptimizer
-    from stdsr.utils.dist import destroy_dist
+    from stdsr.runtime.dist import destroy_dist
     split = []
     original_split = DDPOptimizer.compile_fn
     monkeypatch.setattr(DDPOptimizer, 'compile_fn', lambda self, gm, inputs: split.append(1) or original_split(

@@ -17,11 +17,11 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from stdsr.losses import kd_baselines_loss as kd
 from stdsr.losses.kd_baselines_loss import (AttentionTransferLoss, FeatureStatsDistillLoss, FeatureTapError,
                                             FitNetHintLoss, FSPLoss, OutputDistillLoss, OverhaulFeatureLoss)
-from stdsr.models.clip_inference import run_clip
+from stdsr.distill.clip_runner import run_clip
 from stdsr.models.distill_vsr_model import DistillVSRModel
-from stdsr.utils.dist import init_dist_from_options
-from stdsr.utils.feature_hooks import FeatureRecorder, stack_frames
-from stdsr.utils.options import load_yaml, parse_options, validate_options
+from stdsr.runtime.dist import init_dist_from_options
+from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
+from stdsr.config.options import load_yaml, parse_options, validate_options
 
 REPO = Path(__file__).resolve().parents[1]
 OPTION_DIRS = [REPO / 'options' / 'train' / 'STD' / 'ablations', REPO / 'options' / 'train' / 'STD' / 'baselines']

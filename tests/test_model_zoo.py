@@ -12,9 +12,9 @@ import torch
 
 import stdsr  # noqa: F401  (patches torchvision before basicsr)
 from basicsr.archs.edvr_arch import EDVR
-from stdsr.models.teacher import TeacherCheckpointError, build_frozen_teacher
-from stdsr.utils import download
-from stdsr.utils.options import load_yaml
+from stdsr.distill.teacher import TeacherCheckpointError, build_frozen_teacher
+from stdsr.tools import model_zoo as download
+from stdsr.config.options import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ZOO_TRAIN = REPO_ROOT / 'options/train/STD/zoo'

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import stdsr  # noqa: F401
-import stdsr.test as stdsr_test
-import stdsr.train as stdsr_train
+import stdsr.engine.testing as stdsr_test
+import stdsr.engine.training as stdsr_train
 from e2e_helpers import REPO_ROOT, load_script, logged_iters, read_train_log
 
 SHARED = REPO_ROOT.parent / 'shared' / 'realvideo'

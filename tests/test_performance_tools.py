@@ -15,11 +15,11 @@ import torch
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
 from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, build_training_model, first_batch, load_script, tiny_run_overrides
-from stdsr.models import efficiency
-from stdsr.models.clip_inference import run_clip
-from stdsr.utils.feature_hooks import stack_frames
-from stdsr.utils.options import OptionError, load_yaml
-from stdsr.utils.train_profiler import (PHASES, PhaseTimer, StepMemory, check_targets, floor_options, ratios,
+from stdsr.runtime import train_efficiency as efficiency
+from stdsr.distill.clip_runner import run_clip
+from stdsr.distill.feature_hooks import stack_frames
+from stdsr.config.options import OptionError, load_yaml
+from stdsr.tools.train_profile import (PHASES, PhaseTimer, StepMemory, check_targets, floor_options, ratios,
                                         summarize_iterations)
 
 STD_OPT = str(DEMO_OPTIONS / 'train_VESPCNS_STD_demo.yml')

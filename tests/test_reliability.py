@@ -13,16 +13,16 @@ import pytest
 import torch
 
 import stdsr  # noqa: F401
-import stdsr.train as stdsr_train
+import stdsr.engine.training as stdsr_train
 from basicsr.data import build_dataset
 from basicsr.models import build_model
 from e2e_helpers import (DEMO_OPTIONS, REPO_ROOT, build_training_model, first_batch, logged_iters, logged_losses, read_train_log, run_module,
                          tiny_edvr_overrides, tiny_run_overrides)
 from stdsr.data.clip_io import DataError
 from stdsr.models.clip_vsr_model import NonFiniteLossError
-from stdsr.utils.checkpoint import CheckpointError, atomic_torch_save, prune_checkpoints
-from stdsr.utils.dist import init_dist_from_options
-from stdsr.utils.options import OptionError, parse_options
+from stdsr.runtime.checkpoint import CheckpointError, atomic_torch_save, prune_checkpoints
+from stdsr.runtime.dist import init_dist_from_options
+from stdsr.config.options import OptionError, parse_options
 
 PLAIN_OPT = str(DEMO_OPTIONS / 'train_EDVR_teacher_demo.yml')
 STD_OPT = str(DEMO_OPTIONS / 'train_VESPCNS_STD_demo.yml')
@@ -212,7 +212,7 @@ def test_two_gloo_processes_match_one_process_first_step_gradients(tiny_demo_roo
     extra = []
     if opt_file == STD_OPT:
         from basicsr.archs import build_network
-        from stdsr.utils.options import load_yaml
+        from stdsr.config.options import load_yaml
         torch.manual_seed(0)
         teacher = build_network(load_yaml(STD_OPT)['network_t'])
         ckpt = tmp_path / 'teacher.pth'

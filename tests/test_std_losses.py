@@ -9,7 +9,7 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY
 from stdsr.archs.convlstm_arch import ConvLSTM
 from stdsr.losses.distill_loss import SpaceDistillLoss, TimeDistillLoss, attention_map
-from stdsr.utils.feature_hooks import FeatureRecorder
+from stdsr.distill.feature_hooks import FeatureRecorder
 
 # (C=2, H=1, W=2): channel 0 = [1, -2], channel 1 = [3, 0.5]
 SMALL = torch.tensor([[[1.0, -2.0]], [[3.0, 0.5]]])

@@ -11,7 +11,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from stdsr.archs.fastdvdnet_arch import FastDVDnetSR
 from stdsr.archs.vespcn_arch import VESPCN
 from stdsr.archs.vsrnet_arch import VSRNet
-from stdsr.utils.feature_hooks import FeatureRecorder, fsr_tap
+from stdsr.distill.feature_hooks import FeatureRecorder, fsr_tap
 
 ARCHS = [VSRNet, VESPCN, FastDVDnetSR]
 FRAMES = [3, 5, 7]

@@ -12,9 +12,9 @@ import torch
 import stdsr  # noqa: F401  (patches torchvision before basicsr)
 from basicsr.archs import build_network
 from e2e_helpers import logged_iters, logged_losses, read_train_log, tiny_run_overrides
-from stdsr import train as stdsr_train
+from stdsr.engine import training as stdsr_train
 from stdsr.models.distill_vsr_model import DistillVSRModel
-from stdsr.utils.options import load_yaml, validate_options
+from stdsr.config.options import load_yaml, validate_options
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = REPO_ROOT / 'options'

@@ -1,4 +1,4 @@
-"""stdsr.models.teacher_check and scripts/check_teacher.py on the tiny rendered demo clips (CPU, seconds)."""
+"""stdsr.distill.teacher_check and scripts/check_teacher.py on the tiny rendered demo clips (CPU, seconds)."""
 import pytest
 import torch
 from torch import nn
@@ -7,9 +7,9 @@ import stdsr  # noqa: F401  (patches torchvision before basicsr)
 from basicsr.archs import build_network
 from e2e_helpers import DEMO_OPTIONS, load_script
 from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
-from stdsr.models.teacher_check import (TeacherCheckError, bicubic_clip, judge, score_teacher,
+from stdsr.distill.teacher_check import (TeacherCheckError, bicubic_clip, judge, score_teacher,
                                         teacher_check_options)
-from stdsr.utils.options import OptionError, load_yaml
+from stdsr.config.options import OptionError, load_yaml
 
 
 class BicubicCentre(nn.Module):

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import stdsr  # noqa: F401
-import stdsr.train as stdsr_train
+import stdsr.engine.training as stdsr_train
 from e2e_helpers import (DEMO_OPTIONS, logged_iters, read_train_log, run_module, tiny_edvr_overrides,
                          tiny_run_overrides)
 from stdsr.data.clip_io import DataError
-from stdsr.utils.options import OptionError
+from stdsr.config.options import OptionError
 
 TEACHER_OPT = str(DEMO_OPTIONS / 'train_EDVR_teacher_demo.yml')
 

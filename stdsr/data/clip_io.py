@@ -14,6 +14,8 @@ import cv2
 import lmdb
 import numpy as np
 import torch
+from stdsr.errors import DataError
+from stdsr.utils.naming import natural_key  # noqa: F401  (re-exported)
 
 IMG_EXT = '.png'
 BACKENDS = ('disk', 'lmdb')
@@ -25,11 +27,6 @@ LOADER_KEYS = frozenset({
 })
 
 _SHAPE_RE = re.compile(r'^\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)$')
-_DIGITS_RE = re.compile(r'(\d+)')
-
-
-class DataError(ValueError):
-    """Bad dataset input; the message always names the file, LMDB key or option key at fault."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -72,11 +69,6 @@ def frame_stems(num_frames, filename_tmpl='{:08d}', start_frame=0):
         return [filename_tmpl.format(start_frame + i) for i in range(num_frames)]
     except (ValueError, IndexError, KeyError, TypeError) as err:
         raise DataError(f"option 'filename_tmpl' {filename_tmpl!r} cannot format a frame number: {err}.") from err
-
-
-def natural_key(name):
-    """Sort key that orders ``im2`` before ``im10`` (plain sorting would not), and zero-padded names as usual."""
-    return [int(tok) if tok.isdigit() else tok for tok in _DIGITS_RE.split(name)]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -12,14 +12,12 @@ from os import path as osp
 import cv2
 
 from stdsr.data.clip_io import natural_key
+from stdsr.errors import InferenceInputError
+from stdsr.utils.atomic_files import merge_folder_into, partial_path
 from stdsr.utils.cli import UserInputError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.m4v')
-
-
-class InferenceInputError(UserInputError):
-    """Bad input or output path; the message names it."""
 
 
 def is_video_path(path):
@@ -113,7 +111,7 @@ class FolderSink:
 
     def __init__(self, folder, names=None):
         self.folder, self.names, self.count = folder, names, 0
-        self.tmp_folder = osp.join(osp.dirname(osp.abspath(folder)), f'.{osp.basename(osp.abspath(folder))}.partial')
+        self.tmp_folder = partial_path(folder)
 
     def write(self, frame):
         if self.count == 0:
@@ -128,10 +126,7 @@ class FolderSink:
     def close(self):
         if self.count == 0:
             return
-        os.makedirs(self.folder, exist_ok=True)
-        for name in sorted(os.listdir(self.tmp_folder)):
-            os.replace(osp.join(self.tmp_folder, name), osp.join(self.folder, name))
-        os.rmdir(self.tmp_folder)
+        merge_folder_into(self.tmp_folder, self.folder)
 
     def abort(self):
         shutil.rmtree(self.tmp_folder, ignore_errors=True)
@@ -170,7 +165,7 @@ class VideoSink:
 def check_output(path, overwrite):
     """An existing video, or a folder with images in it, is replaced only with --overwrite; the place must be
     writable. Checked before any model is loaded."""
-    from stdsr.utils.preflight import check_output_file, check_writable_dir
+    from stdsr.utils.output_paths import check_output_file, check_writable_dir
     if is_video_path(path):
         if osp.exists(path) and not overwrite:
             raise InferenceInputError(f'output {path} exists; pass --overwrite to replace it')

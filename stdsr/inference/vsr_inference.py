@@ -18,18 +18,13 @@ from tqdm import tqdm
 
 from stdsr.inference.frame_io import (FolderSink, InferenceInputError, VideoSink, check_output, is_video_path,
                                       open_source)
-from stdsr.utils.model_loading import ModelLoadError, models_from_args, resolve_device
+from stdsr.tools.model_loading import ModelLoadError, models_from_args, resolve_device
+from stdsr.utils.frames import frames_to_clip
 
 DEFAULT_RECURRENT_OVERLAP = 8
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-def frames_to_clip(frames):
-    """HWC uint8 BGR frames -> (1, N, 3, h, w) float RGB tensor in [0, 1]."""
-    arr = np.stack([f[..., ::-1] for f in frames]).transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.)[None]
-
-
 def default_overlap(model):
     return model.window // 2 if model.mode == 'sliding' else DEFAULT_RECURRENT_OVERLAP
 

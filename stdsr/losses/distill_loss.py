@@ -1,6 +1,6 @@
 """Space-Time Distillation losses (Xiao et al., CVPR 2021) on the per-frame F^SR features of student and teacher.
 
-Both losses take (B, N, C, H, W) clips of features (see ``stdsr.utils.feature_hooks.stack_frames``) and treat the
+Both losses take (B, N, C, H, W) clips of features (see ``stdsr.distill.feature_hooks.stack_frames``) and treat the
 teacher features as constants: the teacher network never receives gradients from them.
 """
 import torch

@@ -19,8 +19,9 @@ from torch import nn as nn
 from torch.nn import functional as F
 
 from basicsr.utils.registry import LOSS_REGISTRY
+from stdsr.errors import FeatureTapError
 from stdsr.losses.distill_loss import attention_map
-from stdsr.utils.feature_hooks import split_tap, unwrap_network
+from stdsr.distill.feature_hooks import split_tap, unwrap_network
 
 __all__ = [
     'FeatureTapError', 'OutputDistillLoss', 'FitNetHintLoss', 'AttentionTransferLoss', 'FSPLoss',
@@ -34,10 +35,6 @@ _FSP_ENTRY_REDUCTIONS = ('sum', 'mean')
 _STATS = ('mean', 'std', 'abs_mean', 'max_abs')
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU,
                 nn.Mish, nn.Softplus, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid)
-
-
-class FeatureTapError(ValueError):
-    """A tapped layer cannot give what a distillation method needs (e.g. pre-ReLU features)."""
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

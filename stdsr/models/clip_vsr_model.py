@@ -22,19 +22,16 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from stdsr.models.clip_inference import run_clip, temporal_mode
-from stdsr.models.efficiency import TrainEfficiency, eager_calls, phase
-from stdsr.utils.checkpoint import atomic_torch_save, prune_checkpoints
-from stdsr.utils.device import check_data_parallel, data_parallel_device_ids
-from stdsr.utils.dist import all_gather_objects, get_dist_info, resolve_device
-from stdsr.utils.options import optimizer_class, scheduler_class
-from stdsr.utils.rng_state import capture_rng_state, restore_rng_state  # noqa: F401  (restore: re-exported)
+from stdsr.errors import NonFiniteLossError
+from stdsr.distill.clip_runner import run_clip, temporal_mode
+from stdsr.runtime.train_efficiency import TrainEfficiency, eager_calls, phase
+from stdsr.runtime.checkpoint import atomic_torch_save, prune_checkpoints
+from stdsr.runtime.device import check_data_parallel, data_parallel_device_ids
+from stdsr.runtime.dist import all_gather_objects, get_dist_info, process_device
+from stdsr.config.options import optimizer_class, scheduler_class
+from stdsr.runtime.rng_state import capture_rng_state, restore_rng_state  # noqa: F401  (restore: re-exported)
 
 DEFAULT_PIXEL_OPT = {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'}
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or Inf; the message names the iteration and the term."""
 
 
 @MODEL_REGISTRY.register()
@@ -44,7 +41,7 @@ class ClipVSRModel(BaseModel):
     def __init__(self, opt):
         check_data_parallel(opt)  # before anything touches a GPU
         super().__init__(opt)
-        self.device = resolve_device(opt)
+        self.device = process_device(opt)
         self.mode_g, self.window_g = temporal_mode(opt, 'network_g')
         self.net_g = build_network(deepcopy(opt['network_g'])).to(self.device)
         self.print_network(self.net_g)

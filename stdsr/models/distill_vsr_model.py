@@ -17,13 +17,13 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
-from stdsr.models.clip_inference import run_clip, temporal_mode
+from stdsr.distill.clip_runner import run_clip, temporal_mode
 from stdsr.models.clip_vsr_model import ClipVSRModel
-from stdsr.models.efficiency import as_normal_tensors, phase, teacher_grad_mode
+from stdsr.runtime.train_efficiency import as_normal_tensors, phase, teacher_grad_mode
 from stdsr.losses.loss_balance import ShareWeight
-from stdsr.models.teacher import build_frozen_teacher
-from stdsr.utils.feature_hooks import FeatureRecorder, stack_frames
-from stdsr.utils.options import OptionError, check_keys
+from stdsr.distill.teacher import build_frozen_teacher
+from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
+from stdsr.config.options import OptionError, check_keys
 
 DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode', 'balance'}
 BALANCE_KEYS = {'calibration_iters'}

@@ -3,8 +3,11 @@
 A half-written LMDB, LR tree or report is worse than none: a rerun refuses it as "already exists", or a later
 step reads it as if it were whole. ``os.replace`` within one folder is atomic on POSIX.
 """
+import io
+import json
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from os import path as osp
 
@@ -59,15 +62,80 @@ def merge_folder_into(src, dst):
     shutil.rmtree(src)
 
 
-def write_text_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary sibling and a rename (its folder is created)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = partial_path(path)
+def _umask():
+    """The process's umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_file(path, mode='w'):
+    """Yield a file object open on a unique temporary sibling of ``path``; on success it is flushed, fsynced,
+    given the permissions a plain ``open`` would give (``0666 & ~umask``: ``mkstemp`` makes files 0600) and
+    renamed to ``path``; on any error it is removed and ``path`` is untouched. Its folder is created."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
     try:
-        with open(tmp, 'w') as f:
-            f.write(text)
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        if osp.exists(tmp):
+        if osp.lexists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path, 'w') as f:
+        f.write(text)
+
+
+def write_bytes_atomic(path, data):
+    """Write ``data`` (bytes) to ``path`` atomically."""
+    with atomic_file(path, 'wb') as f:
+        f.write(data)
+
+
+def write_json_atomic(path, obj):
+    """``obj`` as indented, key-sorted JSON, written atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')
+
+
+def save_figure_atomic(fig, path, **savefig_kwargs):
+    """A matplotlib figure saved atomically (rendered to memory first, so a failed render writes nothing)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=osp.splitext(path)[1][1:] or 'png', **savefig_kwargs)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def torch_save_atomic(obj, path):
+    """``torch.save`` to ``path`` atomically: a job killed mid-save leaves the previous file valid."""
+    import torch  # imported here: the rest of this module serves torch-free tools too
+
+    with atomic_file(path, 'wb') as f:
+        torch.save(obj, f)
+
+
+def write_files_together(files, out_dir):
+    """Write ``{name: str|bytes}`` under temporary names in ``out_dir``, then rename them all: a failure leaves the
+    earlier reports (or none), never a mix of old and new or a truncated file."""
+    os.makedirs(out_dir, exist_ok=True)
+    temps = []
+    try:
+        for name, data in files.items():
+            tmp = osp.join(out_dir, f'.{name}.partial')
+            with open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
+                f.write(data)
+            temps.append((tmp, osp.join(out_dir, name)))
+    except BaseException:
+        for tmp, _ in temps:
+            os.remove(tmp)
+        raise
+    for tmp, final in temps:
+        os.replace(tmp, final)

@@ -1,38 +1,18 @@
 """Command-line error handling shared by the entry points and scripts: one line per user error, exit 2.
 
 A user who mistyped an option or pointed at a broken frame needs the sentence that says so, not 30 lines of
-stack above it. Errors of the project's own kinds (bad options, data, checkpoints, outputs) print as
-``<prog>: error: <message>``; anything else is a bug and keeps its traceback. ``--debug`` on the command line
+stack above it. Errors of the project's own kinds (``stdsr.errors.UserError``: bad options, data, checkpoints, outputs) print
+as ``<prog>: error: <message>``; anything else is a bug and keeps its traceback. ``--debug`` on the command line
 or ``STDSR_DEBUG=1`` in the environment shows the traceback of user errors too.
 """
 import os
 import sys
 import traceback
 
+from stdsr.errors import LauncherError, UserError, UserInputError  # noqa: F401  (re-exported for scripts)
+
 DEBUG_ENV = 'STDSR_DEBUG'
 USER_ERROR_EXIT = 2
-
-
-class UserInputError(ValueError):
-    """Bad input of a script (paths, outputs, arguments); the message names the file or argument at fault."""
-
-
-class LauncherError(UserInputError):
-    """``--launcher`` names a launcher this process was not started by."""
-
-
-def user_error_types():
-    """Exception classes whose message is the whole story for a user (imported late: they live all over)."""
-    from stdsr.data.clip_io import DataError
-    from stdsr.losses.kd_baselines_loss import FeatureTapError
-    from stdsr.models.clip_vsr_model import NonFiniteLossError
-    from stdsr.utils.checkpoint import CheckpointError
-    from stdsr.utils.feature_hooks import UnknownModulePathError
-    from stdsr.utils.options import OptionError
-    from stdsr.utils.profiling import ProfileError
-    from stdsr.utils.weights import WeightsError
-    return (UserInputError, OptionError, DataError, WeightsError, CheckpointError, NonFiniteLossError,
-            UnknownModulePathError, FeatureTapError, ProfileError)
 
 
 def debug_requested(argv=None):
@@ -56,7 +36,7 @@ def run_cli(prog, main, argv=None, extra_errors=()):
     """
     try:
         result = main(argv)
-    except user_error_types() + tuple(extra_errors) as error:
+    except (UserError, ) + tuple(extra_errors) as error:
         if debug_requested(argv):
             traceback.print_exc()
         print(format_error(prog, error), file=sys.stderr, flush=True)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from stdsr.data.preparation.lr_tree import IMG_EXTENSIONS, PreparationError
 from stdsr.utils.atomic_files import atomic_folder, write_text_atomic
-from stdsr.utils.preflight import check_output_file, check_writable_dir
+from stdsr.utils.output_paths import check_output_file, check_writable_dir
 
 DEFAULT_THREADS = 1
 MIN_MAP_SIZE = 64 << 20  # LMDB page overhead dominates tiny images

@@ -13,14 +13,11 @@ import cv2
 from tqdm import tqdm
 
 from stdsr.data.lr_degradation import check_mode, check_scale, downsample
+from stdsr.errors import PreparationError
 from stdsr.utils.atomic_files import atomic_folder, merge_folder_into, partial_path
 from stdsr.utils.cli import UserInputError
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
-
-
-class PreparationError(UserInputError):
-    """Bad input or output of a data preparation step; the message names the file or folder."""
 
 
 def list_images(gt_root):
@@ -66,7 +63,7 @@ def check_lr_output(gt_root, out_root, overwrite):
         raise PreparationError(f'output {out_root} is a file')
     if is_non_empty_dir(out_root) and not overwrite:
         raise PreparationError(f'output {out_root} is not empty; pass --overwrite to write into it')
-    from stdsr.utils.preflight import check_writable_dir
+    from stdsr.utils.output_paths import check_writable_dir
     check_writable_dir(osp.dirname(osp.abspath(out_root)), 'folder of the output')
 
 

@@ -31,18 +31,12 @@ import cv2
 from stdsr.data.lr_degradation import downsample, mod_crop
 from stdsr.data.preparation import lmdb_writer
 from stdsr.data.preparation.lr_tree import IMG_EXTENSIONS
+from stdsr.errors import RecipeError
+from stdsr.utils.naming import natural_key
 REDS4 = ('000', '011', '015', '020')
 TEST_SETS = {  # name -> (folder under OUT, expected clip count, expected frames per clip or None)
     'vid4': ('Vid4', 4, None), 'spmcs': ('SPMCS', 30, 31), 'udm10': ('UDM10', 10, 32)
 }
-
-
-class RecipeError(RuntimeError):
-    """The download does not have the layout the recipe expects, or an output already exists."""
-
-
-def natural_key(name):
-    return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', name)]
 
 
 def images_in(folder):

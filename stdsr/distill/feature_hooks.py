@@ -9,6 +9,7 @@ import difflib
 
 import torch
 from torch import nn as nn
+from stdsr.errors import UnknownModulePathError
 
 __all__ = ['FSR_TAP', 'FeatureRecorder', 'UnknownModulePathError', 'fsr_tap', 'split_tap', 'stack_frames',
            'unwrap_network']
@@ -19,21 +20,6 @@ _TAP_SIDES = ('output', 'input')
 # that conv, rather than the output of the layer before it, makes the tap independent of whether an activation
 # follows that layer and whether it runs in place (EDVR's in-place LeakyReLU, VESPCN's out-of-place ReLU).
 FSR_TAP = 'conv_last:input'
-
-
-class UnknownModulePathError(KeyError, ValueError):
-    """A module path that the network does not have.
-
-    Subclasses both KeyError (it is a failed lookup) and ValueError (it is a bad option value), so callers may
-    catch either. ``str()`` gives the plain message (KeyError would otherwise print it quoted on one line).
-    """
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self):
-        return self.message
 
 
 def unwrap_network(net):

@@ -11,6 +11,7 @@ from collections import OrderedDict, namedtuple
 from os import path as osp
 
 import yaml
+from stdsr.errors import PaperTableError
 
 Row = namedtuple('Row', 'method params runtime_ms results source', defaults=(None, None, None, None))
 Row.__doc__ = ('One method: ``results`` maps a test set to ``{psnr, ssim[, channel]}``; ``source`` is None for rows '
@@ -19,10 +20,6 @@ Row.__doc__ = ('One method: ``results`` maps a test set to ``{psnr, ssim[, chann
 ROW_KEYS = {'method', 'params', 'runtime_ms', 'results', 'source'}
 RESULT_KEYS = {'psnr', 'ssim', 'channel', 'runtime_ms'}
 CHANNELS = ('Y', 'RGB')
-
-
-class PaperTableError(ValueError):
-    """A reference file or a row that cannot be put in a table; the message names the file and entry."""
 
 
 def _number(value, where):

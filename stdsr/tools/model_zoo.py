@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections import OrderedDict, namedtuple
 from os import path as osp
+from stdsr.errors import DownloadError
 
 DEFAULT_ROOT = 'experiments/pretrained_models'
 GDRIVE_URL = 'https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t'
@@ -35,10 +36,6 @@ GROUPS = OrderedDict([('EDVR', [n for n, f in ZOO.items() if f.folder == 'EDVR']
                       ('all', list(ZOO))])
 
 _HASH_IN_NAME = re.compile(r'-([0-9a-f]{8,64})\.[A-Za-z0-9]+$')
-
-
-class DownloadError(RuntimeError):
-    """A file could not be fetched or is not the file its name promises; the message says what to do."""
 
 
 def hash_prefix(file_name):

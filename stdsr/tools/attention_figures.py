@@ -19,23 +19,21 @@ import torch
 
 from stdsr.data.clip_io import natural_key
 from stdsr.data.lr_degradation import downsample, mod_crop
+from stdsr.errors import VisualizationError
 from stdsr.losses.distill_loss import attention_map
-from stdsr.models.clip_inference import run_clip, window_indices
-from stdsr.utils.feature_hooks import FeatureRecorder, UnknownModulePathError, stack_frames
-from stdsr.utils.atomic_files import partial_path
+from stdsr.distill.clip_runner import run_clip, window_indices
+from stdsr.distill.feature_hooks import FeatureRecorder, UnknownModulePathError, stack_frames
+from stdsr.utils.atomic_files import save_figure_atomic
 from stdsr.utils.cli import UserInputError
-from stdsr.utils.model_loading import BicubicUpsampler, models_from_args, resolve_device, split_label
-from stdsr.utils.preflight import check_writable_dir
-from stdsr.utils.vsr_metrics import psnr_y, tensor_to_frames
+from stdsr.tools.model_loading import BicubicUpsampler, models_from_args, resolve_device, split_label
+from stdsr.utils.output_paths import check_writable_dir
+from stdsr.metrics.vsr_metrics import psnr_y, tensor_to_frames
+from stdsr.utils.frames import frames_to_clip
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 # (column title, attention_map mapping, exponent p)
 MAPPINGS = (('sum |F|', 'sum_pow', 1), ('sum |F|^2', 'sum_pow', 2), ('max |F|^2', 'max_pow', 2))
 TITLE_FRAC, LABEL_FRAC, BAR_FRAC = 0.18, 0.15, 0.25
-
-
-class VisualizationError(UserInputError):
-    """Bad input for the figures; the message names the folder, option or model."""
 
 
 def band_sizes(panel_px):
@@ -93,11 +91,6 @@ def load_clip(args, scale):
         raise VisualizationError('give --lq FOLDER and/or --gt FOLDER (LR made from GT with --degradation)')
     clip = osp.basename(osp.normpath(args.gt or args.lq))
     return lq, gt, names, clip
-
-
-def to_clip_tensor(frames):
-    arr = np.stack([f[..., ::-1] for f in frames]).transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.)[None]
 
 
 def parse_indices(text, num_frames):
@@ -174,15 +167,6 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path):
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=100, format='png')
-    tmp = partial_path(path)
-    with open(tmp, 'wb') as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
-
-
 def draw_attention(maps_by_model, frame_pos, path, panel_px, cmap, title):
     """Rows = networks, columns = mappings, one colour scale per column (min..max over the networks)."""
     plt = _pyplot()
@@ -212,7 +196,7 @@ def draw_attention(maps_by_model, frame_pos, path, panel_px, cmap, title):
         bar = fig.colorbar(image, cax=cax, orientation='horizontal')
         bar.ax.tick_params(labelsize=max(5, panel_px // 28))
     fig.suptitle(title, fontsize=max(6, panel_px // 22), y=1 - 0.2 * t / height, va='top')
-    _save(fig, path)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -237,7 +221,7 @@ def draw_crops(panels, box, path, panel_px):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(title, fontsize=max(6, panel_px // 22))
-    _save(fig, path)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -271,7 +255,7 @@ def run(args):
     unknown = sorted(set(overrides) - {None} - {m.label for m in models})
     if unknown:
         raise VisualizationError(f'--layer names unknown model(s) {unknown}; models: {[m.label for m in models]}')
-    lq = to_clip_tensor(lq_frames)
+    lq = frames_to_clip(lq_frames)
     hr_h, hr_w = lq.shape[-2] * scale, lq.shape[-1] * scale
     box = parse_crop(args.crop, hr_h, hr_w)
     paths = [osp.join(args.out, f'{kind}_{clip}_{names[i]}.png') for i in indices for kind in ('attention', 'crops')]

@@ -21,7 +21,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections import OrderedDict
 from copy import deepcopy
@@ -30,7 +29,9 @@ from os import path as osp
 import yaml
 
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
-from stdsr.utils.options import OptionError, apply_force_yml, load_yaml, validate_options
+from stdsr.errors import CompareError
+from stdsr.config.options import OptionError, apply_force_yml, load_yaml, validate_options
+from stdsr.utils.atomic_files import save_figure_atomic, write_json_atomic, write_text_atomic
 
 # dataset keys that change speed, not data
 PERFORMANCE_KEYS = {'name', 'num_worker_per_gpu', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'phase'}
@@ -40,32 +41,7 @@ PLAN_KEYS = {'runs', 'baseline', 'seeds', 'iters', 'work_dir', 'teacher_ckpt', '
              'test_gt', 'test_lq', 'test_sets', 'train_val', 'keep_going', 'nproc'}
 
 
-class CompareError(RuntimeError):
-    """The comparison cannot go on (missing file, failed run, runs that do not share their data, ...)."""
-
-
 # ------------------------------------------------------------------------------------------------ small helpers
-def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json_atomic(path, obj):
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')
-
-
 def read_json(path):
     with open(path) as f:
         return json.load(f)
@@ -447,7 +423,7 @@ def evaluate(name, network, temporal, ckpt, param_key, tests, metrics, scale, ou
 
     Returns ``{test set name: {'dataset', 'average', 'per_clip'}}`` (log and metrics.md under ``out_dir``).
     """
-    from stdsr.test import test_pipeline
+    from stdsr.engine.testing import test_pipeline
 
     os.makedirs(out_dir, exist_ok=True)
     test_opt = {
@@ -461,7 +437,7 @@ def evaluate(name, network, temporal, ckpt, param_key, tests, metrics, scale, ou
     if temporal:
         test_opt['temporal'] = {'network_g': temporal}
     opt_path = osp.join(out_dir, 'test.yml')
-    write_atomic(opt_path, yaml.safe_dump(test_opt, sort_keys=False))
+    write_text_atomic(opt_path, yaml.safe_dump(test_opt, sort_keys=False))
     try:
         with _QuietConsole(), contextlib.redirect_stdout(io.StringIO()):  # its table is in metrics.md
             results = test_pipeline(['-opt', opt_path], root_path=out_dir)
@@ -677,16 +653,10 @@ def plot_chart(rows, path):
         ax.set_xticklabels([r['label'] for r in rows], rotation=35, ha='right', fontsize=8)
         ax.set_title(title)
     fig.tight_layout()
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.chart.', suffix='.png', dir=folder)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        save_figure_atomic(fig, path, dpi=120)
     finally:
         plt.close(fig)
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -721,7 +691,7 @@ def run_comparison(settings):
             plot_chart(rows, osp.join(settings['work_dir'], 'comparison.png' if index == 0 else
                                       f'comparison_{set_name}.png'))
     table = '\n'.join(sections)
-    write_atomic(osp.join(settings['work_dir'], 'comparison.md'), table)
+    write_text_atomic(osp.join(settings['work_dir'], 'comparison.md'), table)
     first = next(iter(per_set.values()), {'rows': []})
     write_json_atomic(osp.join(settings['work_dir'], 'comparison.json'),
                       {'iters': iters, 'seeds': settings['seeds'], 'rows': first['rows'], 'test_sets': per_set,

@@ -1,6 +1,6 @@
 """Where a training step's time and memory go: per-phase timers, peak memory, and the distillation floor.
 
-The training models call :func:`stdsr.models.efficiency.phase` around their pieces; a :class:`PhaseTimer` set as
+The training models call :func:`stdsr.runtime.train_efficiency.phase` around their pieces; a :class:`PhaseTimer` set as
 ``model.phase_timer`` turns those calls into per-iteration timings, so the profile is of the real step. Phases:
 
 - ``data_wait``: fetching the next batch from the loader and copying it to the device (measured by the caller);
@@ -22,17 +22,13 @@ from collections import OrderedDict
 from copy import deepcopy
 
 import torch
+from stdsr.utils.timing import synchronize
 
 MODEL_PHASES = ('teacher_forward', 'student_forward', 'distill_losses', 'backward', 'optimizer_step')
 PHASES = ('data_wait', ) + MODEL_PHASES + ('other', )
 FLOOR_PHASES = ('student_step', 'teacher_forward')
 STUDENT_PHASES = ('student_forward', 'backward', 'optimizer_step')
 TARGETS = {'std_over_floor': 1.15, 'losses_share': 0.10, 'data_share': 0.05}
-
-
-def synchronize(device):
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 class PhaseTimer:

@@ -22,9 +22,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from stdsr.models.clip_inference import temporal_mode
-from stdsr.utils.feature_hooks import FeatureRecorder, UnknownModulePathError, fsr_tap, unwrap_network
-from stdsr.utils.options import OptionError, check_typed_section, load_yaml
+from stdsr.errors import ProfileError
+from stdsr.distill.clip_runner import temporal_mode
+from stdsr.distill.feature_hooks import FeatureRecorder, UnknownModulePathError, fsr_tap, unwrap_network
+from stdsr.config.options import OptionError, check_typed_section, load_yaml
+from stdsr.utils.timing import synchronize
+from stdsr.utils.modules import count_parameters
 
 __all__ = [
     'NetworkProfile', 'ProfileError', 'count_flops', 'count_parameters', 'format_table',
@@ -32,10 +35,6 @@ __all__ = [
 ]
 
 LAYER_KEY = {'network_g': 'student_layer', 'network_t': 'teacher_layer'}
-
-
-class ProfileError(ValueError):
-    """A network cannot be profiled as asked (bad option file, network key, tap or input shape)."""
 
 
 @dataclass
@@ -57,11 +56,6 @@ class NetworkProfile:
 
 
 # ---------------------------------------------------------------------------------------------------- counting
-def count_parameters(net):
-    """Every parameter, trainable or not (a frozen SpyNet still runs at inference)."""
-    return sum(p.numel() for p in net.parameters())
-
-
 def _deform_conv_flop(x_shape, w_shape, *args, out_shape=None, **kwargs):
     """torchvision::deform_conv2d as the dense conv it replaces: 2 * B * Hout * Wout * Cout * Cin/g * kh * kw."""
     return 2 * x_shape[0] * prod(out_shape[2:]) * prod(w_shape)
@@ -86,11 +80,6 @@ def count_flops(net, inputs):
     return counter.get_total_flops(), out
 
 
-def _synchronize(device):
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def time_forward(net, inputs, repeats=10, warmup=2):
     """Median wall time (s) of ``repeats`` forward passes after ``warmup`` untimed ones (CUDA synchronised)."""
@@ -98,12 +87,12 @@ def time_forward(net, inputs, repeats=10, warmup=2):
         raise ProfileError(f'repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}')
     for _ in range(warmup):
         net(inputs)
-    _synchronize(inputs.device)
+    synchronize(inputs.device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         net(inputs)
-        _synchronize(inputs.device)
+        synchronize(inputs.device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -133,7 +122,7 @@ def load_network_opt(opt_path, net_key='network_g'):
 
 def resolve_tap(net, net_key='network_g', opt=None, tap=None):
     """(taps, source): ``tap`` > the option file's distill layer for ``net_key`` > the arch's ``FSR_TAP`` > F^SR, the
-    input of ``conv_last`` (``stdsr.utils.feature_hooks.FSR_TAP``).
+    input of ``conv_last`` (``stdsr.distill.feature_hooks.FSR_TAP``).
 
     The distill layer is ``distill.student_layer`` for network_g and ``teacher_layer`` for network_t, else the
     per-loss overrides (in file order). Lists are kept: a loss may read several layers.

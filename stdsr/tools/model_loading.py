@@ -8,7 +8,6 @@ A ``bicubic`` pseudo-model gives the interpolation baseline every VSR table star
 """
 import argparse
 import os
-from copy import deepcopy
 from dataclasses import dataclass, field
 from os import path as osp
 
@@ -16,39 +15,18 @@ import torch
 from torch import nn as nn
 from torch.nn import functional as F
 
-from basicsr.archs import build_network
 from basicsr.utils.matlab_functions import imresize
-from stdsr.models.clip_inference import run_clip, temporal_mode
-from stdsr.utils.feature_hooks import fsr_tap
-from stdsr.utils.options import OptionError, load_yaml, validate_options
-from stdsr.utils.weights import EVAL_KEYS, WeightsError, check_state_dict_fits, read_weights  # noqa: F401
+from stdsr.errors import ModelLoadError
+from stdsr.distill.clip_runner import run_clip, temporal_mode
+from stdsr.distill.feature_hooks import fsr_tap
+from stdsr.config.options import OptionError, load_yaml, validate_options
+from stdsr.runtime.checkpoint import EVAL_KEYS, WeightsError, build_with_weights, check_state_dict_fits, read_weights  # noqa: F401
+from stdsr.runtime.device import resolve_device  # noqa: F401  (re-exported)
+from stdsr.utils.timing import synchronize  # noqa: F401  (re-exported)
+from stdsr.utils.modules import count_parameters
 
 PROBE_SIZE = 64  # LR side of the scale probe: small, yet enough for SpyNet-based recurrent networks
 BICUBIC_IMPLS = ('matlab', 'torch')
-
-
-class ModelLoadError(WeightsError):
-    """A model cannot be built or loaded; the message names the option file, checkpoint or key at fault."""
-
-
-def resolve_device(name='auto'):
-    """'auto' -> CUDA when available, else CPU; asking for CUDA without it is an error, not a silent CPU run."""
-    if name in (None, 'auto'):
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ModelLoadError(f"device '{name}' requested but CUDA is not available; use --device cpu or auto")
-    return device
-
-
-def synchronize(device):
-    """Wait for queued CUDA work, so wall-clock timings measure the computation and not the launch."""
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def count_parameters(net):
-    return int(sum(p.numel() for p in net.parameters()))
 
 
 @dataclass
@@ -75,7 +53,7 @@ class LoadedModel:
 
     @property
     def fsr_tap(self):
-        """F^SR tap: the input of the network's output conv (``stdsr.utils.feature_hooks.fsr_tap``)."""
+        """F^SR tap: the input of the network's output conv (``stdsr.distill.feature_hooks.fsr_tap``)."""
         return fsr_tap(self.net)
 
     @torch.no_grad()
@@ -137,16 +115,12 @@ def build_model(net_opt, ckpt_path, label, device='cpu', temporal=None, declared
                 source=''):
     """Network from ``net_opt`` ({type, **kwargs}) with the weights of ``ckpt_path``, in eval mode on ``device``."""
     device = torch.device(device)
-    try:
-        net = build_network(deepcopy(net_opt))
-    except Exception as err:
-        raise ModelLoadError(f"model '{label}': cannot build network {dict(net_opt)} ({source}): {err}") from err
     try:  # evaluation prefers the EMA weights, as BasicSR validates them
-        state, key = read_weights(ckpt_path, param_key, prefer=EVAL_KEYS)
-        check_state_dict_fits(net, state, f'checkpoint {ckpt_path} ({key})')
+        net, key = build_with_weights(net_opt, ckpt_path, prefer=EVAL_KEYS, param_key=param_key)
     except WeightsError as err:
         raise ModelLoadError(f"model '{label}' ({net_opt['type']}): {err}") from None
-    net.load_state_dict(state, strict=True)
+    except Exception as err:
+        raise ModelLoadError(f"model '{label}': cannot build network {dict(net_opt)} ({source}): {err}") from err
     net.eval().requires_grad_(False).to(device)
     opt = {'network_g': net_opt, 'temporal': {'network_g': temporal} if temporal else {}}
     try:

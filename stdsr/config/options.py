@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from basicsr.utils.options import ordered_yaml
+from stdsr.errors import OptionError
 
 
 class OptionLoader(ordered_yaml()[0]):
@@ -26,10 +27,6 @@ class OptionLoader(ordered_yaml()[0]):
 OptionLoader.add_implicit_resolver(
     'tag:yaml.org,2002:float',
     re.compile(r'^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$'), list('-+0123456789.'))
-
-
-class OptionError(ValueError):
-    """An option file (or a --force_yml entry) asks for something that does not exist or cannot work."""
 
 
 TOP_LEVEL_KEYS = {
@@ -52,7 +49,7 @@ VAL_KEYS = {'val_freq', 'save_img', 'metrics', 'suffix', 'max_clips', 'chunk_win
 METRIC_KEYS = {'type', 'crop_border', 'test_y_channel', 'better', 'input_order'}
 LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb', 'keep_last_checkpoints'}
 DIST_KEYS = {'backend', 'port'}
-# train.efficiency (stdsr/models/efficiency.py): key -> accepted values
+# train.efficiency (stdsr/runtime/train_efficiency.py): key -> accepted values
 EFFICIENCY_VALUES = {'channels_last': (True, False), 'amp': (None, False, 'bf16', 'fp16'), 'compile': (True, False)}
 TEMPORAL_MODES = ('sliding', 'recurrent')
 
@@ -289,7 +286,7 @@ def parse_options(argv=None, is_train=True, root_path=None):
     """Parse the command line and option file into BasicSR's options dict (no process group, nothing written).
 
     Returns ``(opt, args)``. Distributed fields (``dist``, ``rank``, ``world_size``) are filled by
-    :func:`stdsr.utils.dist.init_dist_from_options` afterwards.
+    :func:`stdsr.runtime.dist.init_dist_from_options` afterwards.
     """
     args = build_arg_parser(is_train).parse_args(argv)
     opt = load_yaml(args.opt)

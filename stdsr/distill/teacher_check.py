@@ -12,19 +12,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stdsr.models.clip_inference import run_clip
-from stdsr.utils.options import OptionError, check_keys
-from stdsr.utils.vsr_metrics import psnr_y, tensor_to_frames
+from stdsr.errors import TeacherCheckError
+from stdsr.distill.clip_runner import run_clip
+from stdsr.config.options import OptionError, check_keys
+from stdsr.metrics.vsr_metrics import psnr_y, tensor_to_frames
 
 TEACHER_CHECK_KEYS = {'enabled', 'allow_worse_than_bicubic', 'max_clips', 'crop_border'}
 DEFAULTS = {'enabled': True, 'allow_worse_than_bicubic': False, 'max_clips': None, 'crop_border': 0}
 
 TeacherScore = namedtuple('TeacherScore', 'teacher_psnr bicubic_psnr per_clip')
 TeacherScore.__doc__ = 'Y-PSNR averaged over frames then clips; per_clip maps clip -> (teacher, bicubic).'
-
-
-class TeacherCheckError(OptionError):
-    """The teacher is worse than bicubic on the validation data and the options do not allow it."""
 
 
 def teacher_check_options(section, where='distill.teacher_check'):

@@ -9,7 +9,7 @@ import torch
 from basicsr.data.prefetch_dataloader import CPUPrefetcher
 from basicsr.data.prefetch_dataloader import CUDAPrefetcher as BasicSRCUDAPrefetcher
 
-from stdsr.utils.options import OptionError
+from stdsr.errors import OptionError, UserInputError
 
 TORCHRUN_HINT = ('use torchrun --nproc_per_node={n} -m stdsr.train -opt FILE --launcher pytorch '
                  '(one process per GPU), or num_gpu: 1')
@@ -125,3 +125,14 @@ def make_prefetcher(loader, opt):
     if check_prefetch_mode(opt) == 'cuda':
         return CUDAPrefetcher(loader, opt)
     return CPUPrefetcher(loader)
+
+
+def resolve_device(name='auto'):
+    """A ``--device`` argument as a device: 'auto' -> CUDA when available, else CPU; asking for CUDA without it
+    is an error naming the argument, not a silent CPU run."""
+    if name in (None, 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise UserInputError(f"--device {name}: no CUDA device is available (use --device cpu or auto)")
+    return device

@@ -3,15 +3,10 @@
 A teacher checkpoint that does not fit ``network_t`` would otherwise distil noise for days, so the
 load is strict and a mismatch names the missing, unexpected and mis-shaped keys.
 """
-from copy import deepcopy
 from os import path as osp
 
-from basicsr.archs import build_network
-from stdsr.utils.weights import WeightsError, check_state_dict_fits, read_weights  # noqa: F401  (re-exported)
-
-
-class TeacherCheckpointError(WeightsError):
-    """``path.pretrain_network_t`` does not fit ``network_t`` (or cannot be read)."""
+from stdsr.errors import TeacherCheckpointError
+from stdsr.runtime.checkpoint import WeightsError, build_with_weights, check_state_dict_fits, read_weights  # noqa: F401
 
 
 def build_frozen_teacher(opt, device):
@@ -23,15 +18,13 @@ def build_frozen_teacher(opt, device):
         raise TeacherCheckpointError("option 'path.pretrain_network_t' is required: the teacher must be pretrained")
     if not osp.isfile(load_path):
         raise TeacherCheckpointError(f"option 'path.pretrain_network_t': no such file {load_path}")
-    net_t = build_network(deepcopy(opt['network_t']))
     try:  # the training side's preference: 'params' (what BasicSR saves), unless param_key_t says otherwise
-        state, _ = read_weights(load_path, opt['path'].get('param_key_t'), prefer=('params', ),
-                                what='path.pretrain_network_t')
-        check_state_dict_fits(net_t, state, f"path.pretrain_network_t ({load_path}) for network_t "
-                              f"({opt['network_t']['type']})")
+        net_t, _ = build_with_weights(opt['network_t'], load_path, prefer=('params', ),
+                                      param_key=opt['path'].get('param_key_t'), what='path.pretrain_network_t',
+                                      label=f"path.pretrain_network_t ({load_path}) for network_t "
+                                      f"({opt['network_t']['type']})")
     except WeightsError as err:
         raise TeacherCheckpointError(str(err)) from None
-    net_t.load_state_dict(state, strict=True)
     net_t.to(device).eval()
     net_t.requires_grad_(False)
     return net_t

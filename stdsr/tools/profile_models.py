@@ -11,10 +11,11 @@ from os import path as osp
 import torch
 import yaml
 
+from stdsr.runtime.device import resolve_device
 from stdsr.utils.atomic_files import write_text_atomic
-from stdsr.utils.options import OptionLoader
-from stdsr.utils.preflight import check_output_file
-from stdsr.utils.profiling import ProfileError, format_table, load_network_opt, profile_network
+from stdsr.config.options import OptionLoader
+from stdsr.utils.output_paths import check_output_file
+from stdsr.tools.network_profile import ProfileError, format_table, load_network_opt, profile_network
 
 
 def split_opt_entry(entry, default_keys):
@@ -51,14 +52,6 @@ def collect_jobs(args):
     return jobs
 
 
-def resolve_device(name):
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise ProfileError('--device cuda: no CUDA device is available (use --device cpu or auto)')
-    return name
-
-
 def describe_setup(args, device, load_before=None):
     """One line saying where and how the numbers were measured."""
     if device == 'cuda':
@@ -79,7 +72,7 @@ def run(args):
     load_before = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     if args.markdown:
         if osp.exists(args.markdown) and not args.overwrite:
             raise ProfileError(f'--output {args.markdown} exists; pass --overwrite to replace it')

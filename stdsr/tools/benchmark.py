@@ -28,18 +28,16 @@ import yaml
 from stdsr.data.clip_io import DataError, FrameReader, list_clip_tree
 from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
 from stdsr.data.lr_degradation import check_mode, check_scale, downsample, mod_crop
-from stdsr.evaluation.paper_table import PaperTableError, load_reference_rows, render_paper_tables, rows_from_report
+from stdsr.errors import BenchmarkError
+from stdsr.utils.atomic_files import write_files_together
+from stdsr.tools.paper_table import PaperTableError, load_reference_rows, render_paper_tables, rows_from_report
 from stdsr.utils.cli import UserInputError
-from stdsr.utils.model_loading import bicubic_model, models_from_args, resolve_device, synchronize
-from stdsr.utils.preflight import check_writable_dir
-from stdsr.utils.vsr_metrics import METRIC_NAMES, average_over_clips, clip_metrics, tensor_to_frames
+from stdsr.tools.model_loading import bicubic_model, models_from_args, resolve_device, synchronize
+from stdsr.utils.output_paths import check_writable_dir
+from stdsr.metrics.vsr_metrics import METRIC_NAMES, average_over_clips, clip_metrics, tensor_to_frames
 
 OUTPUT_FILES = ('results.md', 'results.csv', 'results.json', 'psnr_vs_runtime.png', 'paper_tables.md')
 DATASET_KEYS = {'name', 'gt_root', 'lq_root', 'degradation', 'meta_info_file', 'center_frame_only'}
-
-
-class BenchmarkError(UserInputError):
-    """Bad benchmark input (data set, scale, output folder); the message names the data set, model or file."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -378,25 +376,6 @@ def plot_psnr_runtime(report, path):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def write_files_together(files, out_dir):
-    """Write ``{name: str|bytes}`` under temporary names in ``out_dir``, then rename them all: a failure leaves the
-    earlier reports (or none), never a mix of old and new or a truncated file."""
-    os.makedirs(out_dir, exist_ok=True)
-    temps = []
-    try:
-        for name, data in files.items():
-            tmp = osp.join(out_dir, f'.{name}.partial')
-            with open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
-                f.write(data)
-            temps.append((tmp, osp.join(out_dir, name)))
-    except BaseException:
-        for tmp, _ in temps:
-            os.remove(tmp)
-        raise
-    for tmp, final in temps:
-        os.replace(tmp, final)
 
 
 def write_reports(report, out_dir, references=(), baselines=None):

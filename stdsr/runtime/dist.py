@@ -65,7 +65,7 @@ def init_dist_from_options(opt, launcher):
     return opt
 
 
-def resolve_device(opt):
+def process_device(opt):
     """The device this process trains on: its own GPU under a CUDA process group, cuda:0, or the CPU."""
     if opt.get('num_gpu', 0) == 0 or not torch.cuda.is_available():
         return torch.device('cpu')

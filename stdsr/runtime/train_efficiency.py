@@ -5,7 +5,7 @@ saved student, its checkpoint keys and inference (``infer``/validation run in fl
 same weights) stay as they are. With every option off (the default) each helper is the identity, so a step is
 bit-identical to a step without this module.
 
-Options (validated in ``stdsr.utils.options``)::
+Options (validated in ``stdsr.config.options``)::
 
     train:
       efficiency:
@@ -22,8 +22,8 @@ import torch
 
 from basicsr.utils import get_root_logger
 
-from stdsr.utils.device import bf16_native
-from stdsr.utils.options import OptionError
+from stdsr.runtime.device import bf16_native
+from stdsr.errors import OptionError
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 

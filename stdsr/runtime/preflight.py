@@ -7,15 +7,14 @@ probe that the output folder can be written, and only then touch the disk.
 """
 import os
 import random
-import tempfile
-from copy import deepcopy
 from os import path as osp
 
 import numpy as np
 import torch
 
-from stdsr.data.clip_io import DataError
-from stdsr.utils.cli import LauncherError, UserInputError
+from stdsr.errors import DataError
+from stdsr.errors import LauncherError, UserInputError
+from stdsr.runtime.checkpoint import build_with_weights, read_weights
 
 LAUNCHER_ENV = {'pytorch': ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'),
                 'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')}
@@ -60,42 +59,9 @@ def decode_first_sample(dataset, phase):
             raise DataError(f'datasets.{phase}: {err}') from None
 
 
-def check_writable_dir(folder, what):
-    """``folder`` exists as a writable folder or can be created: its nearest existing ancestor is a folder we can
-    create files in (probed with a temporary file, removed at once). Nothing is created for ``folder`` itself."""
-    folder = osp.abspath(folder)
-    if osp.exists(folder) and not osp.isdir(folder):
-        raise UserInputError(f'{what} {folder} exists and is not a folder')
-    ancestor = folder
-    while not osp.exists(ancestor):
-        parent = osp.dirname(ancestor)
-        if parent == ancestor:
-            break
-        ancestor = parent
-    if not osp.isdir(ancestor):
-        raise UserInputError(f'{what} {folder} cannot be created: {ancestor} is not a folder')
-    try:
-        fd, probe = tempfile.mkstemp(prefix='.stdsr-write-probe-', dir=ancestor)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as err:
-        raise UserInputError(f'{what} {folder} cannot be written: no file can be created in {ancestor} '
-                             f'({err.strerror or err})') from None
-
-
-def check_output_file(path, what):
-    """The folder of output file ``path`` is writable (or creatable), and ``path`` is not a folder."""
-    if osp.isdir(path):
-        raise UserInputError(f'{what} {path} is a folder')
-    check_writable_dir(osp.dirname(osp.abspath(path)), f'folder of {what}')
-
-
 def check_pretrained_networks(opt):
     """Every ``path.pretrain_network_*`` (but the teacher's, checked when it is built) is read and checked against
     its network with the keys BasicSR's loader will use, so a wrong checkpoint fails before results are touched."""
-    from basicsr.archs import build_network
-    from stdsr.utils.weights import check_state_dict_fits, read_weights
-
     paths = opt.get('path') or {}
     for net_key in [k for k in opt if str(k).startswith('network_') and k != 'network_t']:
         ckpt = paths.get(f'pretrain_{net_key}')
@@ -106,7 +72,9 @@ def check_pretrained_networks(opt):
         if not osp.isfile(ckpt):
             raise UserInputError(f'option {where}: no such file {ckpt}')
         param_key = paths.get(f'param_key_{suffix}', 'params')
-        state, key = read_weights(ckpt, prefer=(param_key, 'params'), what=f'option {where}')
         if paths.get(f'strict_load_{suffix}', True):
-            net = build_network(deepcopy(opt[net_key]))
-            check_state_dict_fits(net, state, f"option {where} ({ckpt} [{key}]) for {net_key} ({opt[net_key]['type']})")
+            build_with_weights(opt[net_key], ckpt, prefer=(param_key, 'params'), what=f'option {where}', load=False,
+                               label=lambda key: f"option {where} ({ckpt} [{key}]) for {net_key} "
+                               f"({opt[net_key]['type']})")
+        else:
+            read_weights(ckpt, prefer=(param_key, 'params'), what=f'option {where}')

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from basicsr.utils.color_util import bgr2ycbcr
+from stdsr.utils.frames import tensor_to_frames  # noqa: F401  (re-exported)
 
 METRIC_NAMES = ('psnr', 'ssim', 'tof')
 # OpenCV's documented example values, also used by TecoGAN's tOF: pyramid scale 0.5, 3 levels, 15x15 averaging
@@ -25,12 +26,6 @@ FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_
 
 _SSIM_C1 = (0.01 * 255)**2
 _SSIM_C2 = (0.03 * 255)**2
-
-
-def tensor_to_frames(frames):
-    """(N, 3, H, W) RGB float tensor in [0, 1] -> list of HWC uint8 BGR frames (BasicSR's ``tensor2img`` rounding)."""
-    arr = frames.detach().float().cpu().clamp_(0, 1).numpy().transpose(0, 2, 3, 1)[..., ::-1]
-    return [np.ascontiguousarray((f * 255.0).round().astype(np.uint8)) for f in arr]
 
 
 def y_channel(img):

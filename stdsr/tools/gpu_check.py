@@ -21,6 +21,7 @@ from os import path as osp
 
 import torch
 import yaml
+from stdsr.utils.timing import synchronize
 
 CHECKS = OrderedDict([  # name -> what differs from the fp32 VESPCN pair (train options, pair, processes)
     ('fp32', {}),
@@ -100,10 +101,10 @@ def train_a_few_steps(opt_file, launcher='none', iters=3):
     import stdsr  # noqa: F401  (registers archs, losses, models)
     from basicsr.models import build_model
     from basicsr.utils import set_random_seed
-    from stdsr.utils.determinism import determinism_from_options
-    from stdsr.utils.device import make_prefetcher, prepare_device_options
-    from stdsr.utils.dist import all_gather_objects, destroy_dist, init_dist_from_options
-    from stdsr.utils.options import parse_options
+    from stdsr.runtime.determinism import determinism_from_options
+    from stdsr.runtime.device import make_prefetcher, prepare_device_options
+    from stdsr.runtime.dist import all_gather_objects, destroy_dist, init_dist_from_options
+    from stdsr.config.options import parse_options
 
     opt, args = parse_options(['-opt', opt_file, '--launcher', launcher], is_train=True)
     init_dist_from_options(opt, args.launcher)
@@ -154,11 +155,6 @@ def random_clip_loader(opt, iters, gen):
                                        pin_memory=bool(opt['datasets']['train'].get('pin_memory', False)))
 
 
-def synchronize(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def run_check(name, device, work, iters=3, isolate=True, timeout=600):
     """One row of the table: ``{'check', 'status' (pass/fail/skip), 'seconds', 'detail'}``."""
     row = {'check': name, 'status': 'skip', 'seconds': 0.0, 'detail': ''}
@@ -187,7 +183,7 @@ def skip_reason(name, device):
     if CHECKS[name].get('nproc', 1) > 1 and device == 'cuda' and torch.cuda.device_count() < CHECKS[name]['nproc']:
         return f"needs {CHECKS[name]['nproc']} GPUs, {torch.cuda.device_count()} visible"
     if name == 'amp-bf16' and device == 'cuda':
-        from stdsr.utils.device import bf16_native
+        from stdsr.runtime.device import bf16_native
         if not bf16_native(torch.device('cuda', 0)):
             return 'no native bf16 on this GPU (compute capability < 8.0): training refuses it, use fp16'
     return None
@@ -197,7 +193,7 @@ def run_worker(opt_file, iters, nproc, timeout):
     """This module's ``--worker`` in a fresh process (or ``nproc`` processes under torchrun)."""
     fd, out = tempfile.mkstemp(suffix='.json')
     os.close(fd)
-    worker = ['-m', 'stdsr.utils.gpu_check', '--worker', opt_file, '--iters', str(iters), '--out', out]
+    worker = ['-m', 'stdsr.tools.gpu_check', '--worker', opt_file, '--iters', str(iters), '--out', out]
     if nproc:
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', *worker,
                '--launcher', 'pytorch']
