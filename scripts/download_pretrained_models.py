@@ -9,35 +9,9 @@ Examples:
     python scripts/download_pretrained_models.py EDVR flownet           # groups: EDVR, flownet, all
     python scripts/download_pretrained_models.py all --mirror https://my.host/basicsr_zoo
 """
-import argparse
 import sys
 
-from stdsr.tools.model_zoo import DEFAULT_ROOT, GROUPS, ZOO, DownloadError, fetch, local_path
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('names', nargs='*', help='zoo names (with or without -<hash>.pth) or groups: '
-                        + ', '.join(GROUPS))
-    parser.add_argument('--list', action='store_true', help='print the known files and exit')
-    parser.add_argument('--root', default=DEFAULT_ROOT, help='target folder (BasicSR layout <root>/<group>/<file>)')
-    parser.add_argument('--mirror', help='base URL holding <group>/<file> instead of Google Drive')
-    parser.add_argument('--overwrite', action='store_true', help='fetch again a present file whose hash is wrong')
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if args.list or not args.names:
-        for name in ZOO:
-            print(f'{name:<36s} {local_path(name, args.root)}')
-        return 0
-    try:
-        fetch(args.names, args.root, args.mirror, args.overwrite)
-    except DownloadError as err:
-        sys.exit(f'download_pretrained_models: error: {err}')
-    return 0
-
+from stdsr.tools.download_pretrained_models import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,5 +1,5 @@
 """Helpers for end-to-end tests of the entry points: tiny networks and runs on the tiny demo set."""
-import importlib.util
+import importlib
 import os
 import re
 import subprocess
@@ -10,13 +10,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_OPTIONS = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo'
 
 
+# scripts/<path>.py -> the stdsr.tools module it is a shim over (scripts hold no logic of their own)
+SCRIPT_TOOLS = {
+    'benchmark': 'stdsr.tools.benchmark.cli', 'check_gpu': 'stdsr.tools.gpu_check',
+    'compare_distillation': 'stdsr.tools.compare', 'data_preparation/create_lmdb': 'stdsr.tools.create_lmdb',
+    'data_preparation/generate_lr': 'stdsr.tools.generate_lr',
+    'data_preparation/make_demo_clips': 'stdsr.tools.make_demo_clips',
+    'data_preparation/prepare_vsr_datasets': 'stdsr.tools.prepare_vsr_datasets',
+}
+
+
 def load_script(relative_path):
-    """Import a script (``scripts/<path>.py``, not a package module) so tests can call its functions."""
-    path = REPO_ROOT / 'scripts' / f'{relative_path}.py'
-    spec = importlib.util.spec_from_file_location(f'stdsr_script_{path.stem}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The package module behind ``scripts/<path>.py`` (its ``main`` is what the script calls)."""
+    return importlib.import_module(SCRIPT_TOOLS.get(relative_path, f'stdsr.tools.{relative_path}'))
 
 
 def tiny_edvr_overrides(net_key='network_g', num_feat=8):

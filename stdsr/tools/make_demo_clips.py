@@ -1,0 +1,73 @@
+"""Render the embedded demo VSR data set from photographs shipped inside scikit-image (no download).
+
+The command line over :mod:`stdsr.data.preparation.demo_clips` (layout, trajectories and determinism are
+described there). Output (``--scale 4``)::
+
+    <root>/{train,test}/{GT,BIx4}/<photo>_<k:03d>/<frame:08d>.png
+    <root>/meta_info_demo_{train,test}.txt      # '<clip> <num_frames> (h,w,c)' of the GT frames
+    <root>/train_GT.lmdb, <root>/train_BIx4.lmdb  # only with --lmdb; keys '<clip>/<frame:08d>'
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+from os import path as osp
+
+import stdsr  # noqa: F401  (must precede basicsr: patches torchvision)
+from stdsr.data.lr_degradation import check_scale
+from stdsr.data.preparation.demo_clips import (SPLITS, build_lmdbs, lmdbs_complete, make_demo, output_paths,
+                                               pngs_complete, split_plan)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--output', '--root', dest='root', default='datasets/demo', help='output root (--root: alias)')
+    parser.add_argument('--seed', type=int, default=0, help='same seed -> byte-identical frames')
+    parser.add_argument('--size', type=int, default=160, help='HR frame side, divisible by --scale')
+    parser.add_argument('--frames-train', type=int, default=20)
+    parser.add_argument('--frames-test', type=int, default=10)
+    parser.add_argument('--clips-train', type=int, default=8)
+    parser.add_argument('--clips-test', type=int, default=3)
+    parser.add_argument('--scale', type=int, default=4, help='LR factor (BI degradation)')
+    parser.add_argument('--lmdb', action='store_true', help='also pack the train split into LMDBs')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing demo set')
+    parser.add_argument('--skip-existing', action='store_true', help='exit 0 when the set is already complete')
+    args = parser.parse_args(argv)
+    check_scale(args.scale)
+    if args.size <= 0 or args.size % args.scale:
+        parser.error(f'--size {args.size} must be a positive multiple of --scale {args.scale}.')
+    if min(args.frames_train, args.frames_test, args.clips_train, args.clips_test) < 1:
+        parser.error('frame and clip counts must be >= 1.')
+    if args.overwrite and args.skip_existing:
+        parser.error('--overwrite and --skip-existing exclude each other.')
+    try:
+        for split in SPLITS:  # fail on too large --size before anything is deleted
+            split_plan(split, args)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    existing = [p for p in output_paths(args.root, args.scale) if osp.lexists(p)]
+    if existing and args.skip_existing and pngs_complete(args.root, args):
+        if args.lmdb and not lmdbs_complete(args.root, args.scale):
+            build_lmdbs(args.root, args.scale)
+        print(f'Demo set in {args.root} is complete; skipped.')
+        return
+    if existing and not args.overwrite:
+        sys.exit(f'make_demo_clips: {args.root} already holds demo data ({existing[0]}); '
+                 'pass --overwrite to replace it (or --skip-existing to accept a complete set).')
+    for path in existing:
+        shutil.rmtree(path) if osp.isdir(path) and not osp.islink(path) else os.remove(path)
+    start = time.time()
+    try:
+        counts = make_demo(args)
+    except RuntimeError as err:
+        sys.exit(f'make_demo_clips: {err}')
+    (n_tr, f_tr), (n_te, f_te) = counts['train'], counts['test']
+    print(f'Demo set: train {n_tr} clips/{f_tr} frames, test {n_te} clips/{f_te} frames, '
+          f'{args.size}px GT + BIx{args.scale}{" + LMDB" if args.lmdb else ""} in {args.root} '
+          f'({time.time() - start:.1f}s).')
