@@ -55,8 +55,10 @@ def split_tap(tap):
     return path, side
 
 
-def _resolve_path(modules, path):
-    """Map a user path (maybe with leading ``module.`` from a wrapped checkpoint/config) to a key of ``modules``."""
+def resolve_module_path(modules, path):
+    """Map a user path (maybe with leading ``module.`` from a wrapped checkpoint/config) to a key of ``modules``
+    (``dict(net.named_modules())``); an unknown path is an :class:`UnknownModulePathError` listing the nearest
+    names. The one resolver of module paths: hooks, taps and the KD baselines' tap checks all use it."""
     candidate = path
     while True:
         if candidate in modules:
@@ -109,7 +111,7 @@ class FeatureRecorder:
         resolved = {}
         for tap in paths:
             path, side = split_tap(tap)
-            resolved[tap] = (_resolve_path(modules, path), side)
+            resolved[tap] = (resolve_module_path(modules, path), side)
         self.paths = paths
         self.records = {path: [] for path in paths}
         self.enabled = True

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stdsr.metrics.bicubic import bicubic_upsample
 from stdsr.errors import TeacherCheckError
 from stdsr.distill.clip_runner import run_clip
 from stdsr.config.options import OptionError, check_keys
@@ -42,8 +43,9 @@ def teacher_check_options(section, where='distill.teacher_check'):
 
 
 def bicubic_clip(lq, scale):
-    """(N, C, h, w) LR frames -> bicubic (N, C, h*scale, w*scale), clamped to [0, 1]."""
-    return F.interpolate(lq, scale_factor=scale, mode='bicubic', align_corners=False).clamp_(0, 1)
+    """(N, C, h, w) LR frames -> bicubic (N, C, h*scale, w*scale): the tables' MATLAB bicubic, the same reference
+    row the benchmark reports (:func:`stdsr.metrics.bicubic.bicubic_upsample`)."""
+    return bicubic_upsample(lq, scale)
 
 
 def _clip_psnr(sr, gt_frames, crop_border):

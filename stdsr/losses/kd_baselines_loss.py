@@ -19,9 +19,9 @@ from torch import nn as nn
 from torch.nn import functional as F
 
 from basicsr.utils.registry import LOSS_REGISTRY
-from stdsr.errors import FeatureTapError
+from stdsr.errors import FeatureTapError, UnknownModulePathError
 from stdsr.losses.distill_loss import attention_map
-from stdsr.distill.feature_hooks import split_tap, unwrap_network
+from stdsr.distill.feature_hooks import resolve_module_path, split_tap, unwrap_network
 
 __all__ = [
     'FeatureTapError', 'OutputDistillLoss', 'FitNetHintLoss', 'AttentionTransferLoss', 'FSPLoss',
@@ -363,8 +363,9 @@ def find_post_activation_reason(net, layer, run_forward):
     net = unwrap_network(net)
     modules = dict(net.named_modules())
     path, side = split_tap(layer)
-    name = path[len('module.'):] if path not in modules and path.startswith('module.') else path
-    if name not in modules:
+    try:
+        name = resolve_module_path(modules, path)
+    except UnknownModulePathError:
         return f"it is not a module of {type(net).__name__}"
     module = modules[name]
     if isinstance(module, _ACTIVATIONS):

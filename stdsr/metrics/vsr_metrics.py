@@ -1,5 +1,8 @@
 """VSR benchmark metrics: PSNR/SSIM on Y per frame, tOF per clip, and the clip-then-set averaging of the literature.
 
+``psnr_y`` and ``ssim_y`` are registered in BasicSR's ``METRIC_REGISTRY``, so a validation section may name them
+(``type: psnr_y``, ``crop_border: 0``) as it names ``calculate_psnr``.
+
 PSNR and SSIM follow BasicSR's ``calculate_psnr`` / ``calculate_ssim`` with ``test_y_channel=True`` exactly
 (same Y conversion, same border crop, same 11x11 Gaussian SSIM window), but the Y channel of a frame is computed
 once and shared by PSNR, SSIM and tOF. Frames are uint8 HWC BGR images, i.e. SR outputs are quantised to 8 bits
@@ -17,6 +20,8 @@ import cv2
 import numpy as np
 
 from basicsr.utils.color_util import bgr2ycbcr
+from basicsr.utils.registry import METRIC_REGISTRY
+
 from stdsr.utils.frames import tensor_to_frames  # noqa: F401  (re-exported)
 
 METRIC_NAMES = ('psnr', 'ssim', 'tof')
@@ -87,12 +92,14 @@ def ssim_from_y(y, y2, crop_border=0):
     return float(ssim_map.mean())
 
 
+@METRIC_REGISTRY.register()
 def psnr_y(img, img2, crop_border=0):
     """PSNR on Y of two uint8 BGR images; equals ``calculate_psnr(..., test_y_channel=True)``."""
     _check_same_shape(np.asarray(img), np.asarray(img2))
     return psnr_from_y(y_channel(img), y_channel(img2), crop_border)
 
 
+@METRIC_REGISTRY.register()
 def ssim_y(img, img2, crop_border=0):
     """SSIM on Y of two uint8 BGR images; equals ``calculate_ssim(..., test_y_channel=True)``."""
     _check_same_shape(np.asarray(img), np.asarray(img2))

@@ -22,6 +22,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from stdsr.metrics.vsr_metrics import average_over_clips
 from stdsr.errors import NonFiniteLossError
 from stdsr.distill.clip_runner import run_clip, temporal_mode
 from stdsr.runtime.train_efficiency import TrainEfficiency, eager_calls, phase
@@ -278,8 +279,7 @@ class ClipVSRModel(BaseModel):
         for part in all_gather_objects(per_clip):
             merged.update(part)
         merged = OrderedDict(sorted(merged.items()))
-        average = OrderedDict((name, float(np.mean([c[name] for c in merged.values()]))) for name in metrics_opt
-                              if merged)
+        average = OrderedDict(average_over_clips(merged, metrics=list(metrics_opt)))  # each clip counts once
         self.metric_results = average
         if average and rank == 0:
             self._initialize_best_metric_results(dataset_name)

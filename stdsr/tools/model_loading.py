@@ -13,10 +13,9 @@ from os import path as osp
 
 import torch
 from torch import nn as nn
-from torch.nn import functional as F
 
-from basicsr.utils.matlab_functions import imresize
 from stdsr.errors import ModelLoadError
+from stdsr.metrics.bicubic import BICUBIC_IMPLS, bicubic_upsample
 from stdsr.distill.clip_runner import run_clip, temporal_mode
 from stdsr.distill.feature_hooks import fsr_tap
 from stdsr.config.options import OptionError, load_yaml, validate_options
@@ -26,7 +25,6 @@ from stdsr.utils.timing import synchronize  # noqa: F401  (re-exported)
 from stdsr.utils.modules import count_parameters
 
 PROBE_SIZE = 64  # LR side of the scale probe: small, yet enough for SpyNet-based recurrent networks
-BICUBIC_IMPLS = ('matlab', 'torch')
 
 
 @dataclass
@@ -79,12 +77,8 @@ class LoadedModel:
 
 
 class BicubicUpsampler(nn.Module):
-    """The interpolation baseline as a frame-wise "network": (B, N, C, h, w) -> (B, N, C, h*s, w*s).
-
-    ``matlab``: BasicSR's ``imresize``, MATLAB's bicubic (a = -0.5, symmetric borders), the "Bicubic" rows of the
-    VSR tables; it runs on the CPU. ``torch``: ``F.interpolate(mode='bicubic', align_corners=False)`` (a = -0.75,
-    replicated borders), faster and on any device, but a few tenths of a dB away from MATLAB.
-    """
+    """The interpolation baseline as a frame-wise "network": (B, N, C, h, w) -> (B, N, C, h*s, w*s), by
+    :func:`stdsr.metrics.bicubic.bicubic_upsample` (``impl`` 'matlab', the tables' convention, or 'torch')."""
 
     def __init__(self, scale, impl='matlab'):
         super().__init__()
@@ -95,12 +89,8 @@ class BicubicUpsampler(nn.Module):
 
     def forward(self, x):
         b, n, c, h, w = x.shape
-        flat = x.reshape(b * n, c, h, w)
-        if self.impl == 'torch':
-            out = F.interpolate(flat, scale_factor=self.scale, mode='bicubic', align_corners=False)
-        else:
-            out = torch.stack([imresize(frame, self.scale) for frame in flat.float().cpu()]).to(x.device)
-        return out.clamp_(0, 1).reshape(b, n, c, h * self.scale, w * self.scale)
+        out = bicubic_upsample(x.reshape(b * n, c, h, w), self.scale, self.impl)
+        return out.reshape(b, n, c, h * self.scale, w * self.scale)
 
 
 def bicubic_model(scale, impl='matlab', device='cpu', label='bicubic'):

@@ -6,7 +6,7 @@ import pytest
 from stdsr.tools.benchmark.paper_table import (PaperTableError, Row, load_reference_rows, render_paper_tables,
                                           rows_from_report)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def report(psnrs):

@@ -17,7 +17,7 @@ from stdsr.data.preparation import vsr_recipes
 from stdsr.data.lr_degradation import downsample
 from stdsr.config.options import load_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 recipes = vsr_recipes
 cli = load_script('data_preparation/prepare_vsr_datasets')
 

@@ -16,7 +16,7 @@ from stdsr.engine import training as stdsr_train
 from stdsr.models.distill_vsr_model import DistillVSRModel
 from stdsr.config.options import load_yaml, validate_options
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = REPO_ROOT / 'options'
 STUDENTS = ('VSRNet', 'VESPCN', 'FastDVDnetSR')
 ALL_OPTION_FILES = sorted(OPTIONS.rglob('*.yml')) + sorted(OPTIONS.rglob('*.yaml'))

@@ -14,7 +14,7 @@ from stdsr.tools.network_profile import (ProfileError, count_flops, count_parame
                                    resolve_tap)
 from e2e_helpers import load_script
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STD_DEMO = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo' / 'train_EDVRS_STD_demo.yml'
 
 

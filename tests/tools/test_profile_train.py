@@ -47,7 +47,7 @@ def vespcn_teacher(tmp_path_factory):
     return path
 
 
-def tiny_force(demo_root, work, teacher=None, name='perf'):
+def perf_overrides(demo_root, work, teacher=None, name='perf'):
     force = tiny_run_overrides(demo_root, work, 4, name) + [f'network_g:{k}={v}' for k, v in TINY_G.items()]
     if teacher is not None:
         force += [f'network_t:{k}={v}' for k, v in TINY_T.items()]
@@ -56,7 +56,7 @@ def tiny_force(demo_root, work, teacher=None, name='perf'):
 
 
 def build_tiny(opt_file, demo_root, work, teacher=None, extra=()):
-    return build_training_model(opt_file, [*tiny_force(demo_root, work, teacher), *extra], work)
+    return build_training_model(opt_file, [*perf_overrides(demo_root, work, teacher), *extra], work)
 
 
 def tiny_batch(model):
@@ -94,7 +94,7 @@ def check_profile(result, distill):
 def test_profile_train_plain_model_writes_every_phase(tiny_demo_root, tmp_path, capsys):
     out = tmp_path / 'prof.json'
     argv = ['-opt', BASELINE_OPT, '--iters', '2', '--warmup', '1', '--device', 'cpu', '--json', str(out),
-            '--force_yml', *tiny_force(tiny_demo_root, tmp_path)]
+            '--force_yml', *perf_overrides(tiny_demo_root, tmp_path)]
     profile_train.main(argv)
     result = json.loads(out.read_text())
     assert result['model_type'] == 'ClipVSRModel' and result['floor'] is None
@@ -111,7 +111,7 @@ def test_profile_train_distill_model_measures_floor_and_variant(tiny_demo_root, 
     out = tmp_path / 'prof.json'
     profile_train.main([
         '-opt', STD_OPT, '--iters', '2', '--warmup', '1', '--device', 'cpu', '--json', str(out), '--compare',
-        'distill:teacher_inference_mode=true', '--force_yml', *tiny_force(tiny_demo_root, tmp_path, vespcn_teacher)
+        'distill:teacher_inference_mode=true', '--force_yml', *perf_overrides(tiny_demo_root, tmp_path, vespcn_teacher)
     ])
     result = json.loads(out.read_text())
     assert result['model_type'] == 'DistillVSRModel'
@@ -132,7 +132,7 @@ def test_profile_train_distill_model_measures_floor_and_variant(tiny_demo_root, 
 def test_profile_compare_refuses_data_changes(tiny_demo_root, tmp_path):
     with pytest.raises(SystemExit, match='data set'):
         profile_train.main(['-opt', BASELINE_OPT, '--iters', '1', '--warmup', '0', '--device', 'cpu', '--compare',
-                            'datasets:train:gt_size=16', '--force_yml', *tiny_force(tiny_demo_root, tmp_path)])
+                            'datasets:train:gt_size=16', '--force_yml', *perf_overrides(tiny_demo_root, tmp_path)])
 
 
 def test_phase_timer_accounts_other_time():

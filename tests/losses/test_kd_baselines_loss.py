@@ -23,7 +23,7 @@ from stdsr.runtime.dist import init_dist_from_options
 from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
 from stdsr.config.options import load_yaml, parse_options, validate_options
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OPTION_DIRS = [REPO / 'options' / 'train' / 'STD' / 'ablations', REPO / 'options' / 'train' / 'STD' / 'baselines']
 BASELINE_NAMES = ['OutputDistillLoss', 'FitNetHintLoss', 'AttentionTransferLoss', 'FSPLoss',
                   'FeatureStatsDistillLoss', 'OverhaulFeatureLoss']

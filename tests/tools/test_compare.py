@@ -12,7 +12,7 @@ from basicsr.archs import build_network
 from e2e_helpers import logged_iters
 from stdsr.tools import compare as distill_comparison
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'options' / 'train' / 'STD' / 'demo'
 BASELINE_OPT = str(DEMO / 'train_EDVRS_baseline_demo.yml')
 STD_OPT = str(DEMO / 'train_EDVRS_STD_demo.yml')
@@ -24,7 +24,7 @@ TINY = {'num_feat': 8, 'deformable_groups': 1, 'num_extract_block': 1, 'num_reco
 cd = distill_comparison
 
 
-def tiny_force(demo_root):
+def compare_overrides(demo_root):
     """Overrides for every run: tiny networks (the teacher ones are skipped for the plain baseline) and data."""
     nets = [f'{net}:{k}={v}' for net in ('network_g', 'network_t') for k, v in TINY.items()]
     return nets + [
@@ -52,7 +52,7 @@ def compared(tiny_demo_root, teacher_ckpt, tmp_path_factory):
     """Baseline + STD, 2 iterations each, seed 0: the first invocation of the harness."""
     work = tmp_path_factory.mktemp('compare') / 'work'
     argv = ['--opts', BASELINE_OPT, STD_OPT, '--baseline', BASELINE_OPT, '--iters', '2', '--seeds', '0',
-            '--work-dir', str(work), '--teacher-ckpt', str(teacher_ckpt), '--force-yml', *tiny_force(tiny_demo_root)]
+            '--work-dir', str(work), '--teacher-ckpt', str(teacher_ckpt), '--force-yml', *compare_overrides(tiny_demo_root)]
     assert cd.main(argv) == 0
     return work, argv
 
@@ -152,7 +152,7 @@ def test_mismatched_data_is_refused_before_training(tiny_demo_root, teacher_ckpt
     text = Path(STD_OPT).read_text().replace('gt_size: 48', 'gt_size: 96')
     assert text != Path(STD_OPT).read_text()
     other.write_text(text)
-    force = [f for f in tiny_force(tiny_demo_root) if 'gt_size' not in f]
+    force = [f for f in compare_overrides(tiny_demo_root) if 'gt_size' not in f]
     argv = ['--opts', BASELINE_OPT, str(other), '--iters', '2', '--work-dir', str(tmp_path / 'w'), '--teacher-ckpt',
             str(teacher_ckpt), '--force-yml', *force]
     assert cd.main(argv) == 1
@@ -164,7 +164,7 @@ def test_mismatched_data_is_refused_before_training(tiny_demo_root, teacher_ckpt
 def test_failed_run_shows_the_tail_of_its_log(tiny_demo_root, tmp_path, capsys):
     bad_meta = tmp_path / 'meta.txt'
     bad_meta.write_text('no_such_clip 8 (64,64,3)\n')
-    force = tiny_force(tiny_demo_root) + [f'datasets:train:meta_info_file={bad_meta}']
+    force = compare_overrides(tiny_demo_root) + [f'datasets:train:meta_info_file={bad_meta}']
     argv = ['--opts', BASELINE_OPT, '--iters', '2', '--work-dir', str(tmp_path / 'w'), '--force-yml', *force]
     assert cd.main(argv) == 1
     err = capsys.readouterr().err

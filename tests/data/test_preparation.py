@@ -22,7 +22,7 @@ from stdsr.data.preparation import lmdb_writer as create_lmdb
 from stdsr.data.preparation import lr_tree as gen_lr
 from stdsr.data.preparation.lr_tree import PreparationError
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPTS = osp.join(REPO, 'scripts', 'data_preparation')
 
 
