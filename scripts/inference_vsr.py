@@ -7,6 +7,8 @@ first frame decodes are accepted; a video that ends before its header's frame co
 Examples:
     python scripts/inference_vsr.py --opt options/train/STD/demo/train_VESPCNS_STD_demo.yml \\
         --input datasets/demo/test/BIx4/chelsea_000 --output results/sr/chelsea_000
+    python scripts/inference_vsr.py --onnx results/demo/onnx/std_student.onnx \\
+        --input datasets/demo/test/BIx4/chelsea_000 --output results/sr_onnx/chelsea_000
     python scripts/inference_vsr.py --ckpt net_g_latest.pth --arch-opt basicvsr.yml --overlap 10 \\
         --input clip_lr.mp4 --output clip_sr.mp4 --device cuda
 """
@@ -23,6 +25,10 @@ from stdsr.utils.model_loading import add_model_arguments
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
+    parser.add_argument('--onnx', metavar='FILE.onnx',
+                        help='run a model exported by scripts/export_onnx.py in onnxruntime instead of PyTorch '
+                        '(--opt/--arch-opt, if given, are checked against it)')
+    parser.add_argument('--threads', type=int, help='onnxruntime intra-op threads (default: all cores)')
     parser.add_argument('--input', required=True, help='folder of LR frames, or a video file')
     parser.add_argument('--output', required=True,
                         help=f'video file ({", ".join(VIDEO_EXTENSIONS)}) or a folder for PNG frames')

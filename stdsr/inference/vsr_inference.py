@@ -78,17 +78,25 @@ def to_uint8_bgr(frame):
     return np.ascontiguousarray((arr * 255.0).round().astype(np.uint8))
 
 
+def load_model(args):
+    """The one network of the command line: an exported ``--onnx`` model (onnxruntime, no PyTorch network; any
+    ``--opt`` is checked against it) or a PyTorch model; both answer ``infer`` the same way."""
+    if getattr(args, 'onnx', None):
+        from stdsr.deploy.onnx_session import onnx_model_from_args
+        return onnx_model_from_args(args)
+    models = models_from_args(args, resolve_device(args.device))
+    if len(models) != 1:
+        raise ModelLoadError(f'inference takes exactly one model, got {len(models)}')
+    return models[0]
+
+
 def run(args):
     """Super-resolve ``args.input`` into ``args.output``; returns (frames written, SR frame size (h, w))."""
     source = open_source(args.input)
     if osp.realpath(args.input) == osp.realpath(args.output):
         raise InferenceInputError(f'output {args.output} is the input; choose another --output')
     check_output(args.output, args.overwrite)  # before the model is loaded and any frame is computed
-    device = resolve_device(args.device)
-    models = models_from_args(args, device)
-    if len(models) != 1:
-        raise ModelLoadError(f'inference takes exactly one model, got {len(models)}')
-    model = models[0]
+    model = load_model(args)
     overlap = default_overlap(model) if args.overlap is None else args.overlap
     if is_video_path(args.output):
         sink = VideoSink(args.output, args.fps or source.fps or 25.0)
