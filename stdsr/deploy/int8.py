@@ -101,6 +101,7 @@ def quantize_student(fp32_path, output, calib_root, num_windows=CALIB_WINDOWS, c
                                   'node, so static INT8 would change nothing; nothing written')
     calib = training_windows(calib_root, fp32.window, num_windows, crop, seed=0, multiple=fp32.size_multiple)
     check = training_windows(calib_root, fp32.window, CHECK_WINDOWS, crop, seed=1, multiple=fp32.size_multiple)
+    os.makedirs(osp.dirname(osp.abspath(output)), exist_ok=True)
     tmp = partial_path(output)
     remove_path(tmp)
     try:

@@ -221,6 +221,7 @@ def export_student(model, output, opset=None, overwrite=False, parity_frames=Non
     model.device = torch.device('cpu')
     size, multiple = trace_size(model)
     clip, origin = parity_window(model.window, parity_size, parity_frames, multiple)
+    os.makedirs(osp.dirname(osp.abspath(output)), exist_ok=True)
     tmp = partial_path(output)
     remove_path(tmp)
     try:
