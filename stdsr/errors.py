@@ -107,6 +107,19 @@ class ProfileError(UserError, ValueError):
     """A network cannot be profiled as asked (bad option file, network key, tap or input shape)."""
 
 
+# --- deployment ---------------------------------------------------------------------------------------------------
+class ExportError(UserInputError):
+    """A student cannot be exported (or its export disagrees with PyTorch); the message names the model/operator."""
+
+
+class QuantizationRefused(ExportError):
+    """A student that does not quantize (or bad quantization input); the message says why."""
+
+
+class OnnxModelError(UserInputError):
+    """An ONNX model file (or its sidecar) cannot be used; the message names the file."""
+
+
 # --- reports and studies ------------------------------------------------------------------------------------------
 class PaperTableError(UserError, ValueError):
     """A reference file or a row that cannot be put in a table; the message names the file and entry."""

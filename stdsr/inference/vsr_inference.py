@@ -5,20 +5,15 @@ frames (and their SR outputs) are held at once. Each chunk keeps the outputs of 
 drops those of its context frames, except at the true start and end of the clip, where there is no context to
 drop. A sliding-window network needs ``window // 2`` context frames (the default), and then the result equals
 whole-clip inference exactly; a recurrent network sees the whole past and future, so ``overlap`` trades memory
-and time for agreement with whole-clip inference. ``scripts/inference_vsr.py`` is the command line over
-:func:`run`.
+and time for agreement with whole-clip inference. ``scripts/inference_vsr.py`` (:mod:`stdsr.tools.inference_vsr`) is
+the command line over it.
 """
-import itertools
-import sys
-from os import path as osp
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from stdsr.inference.frame_io import (FolderSink, InferenceInputError, VideoSink, check_output, is_video_path,
                                       open_source)
-from stdsr.tools.model_loading import ModelLoadError, models_from_args, resolve_device
 from stdsr.utils.frames import frames_to_clip
 
 DEFAULT_RECURRENT_OVERLAP = 8
@@ -71,47 +66,3 @@ def to_uint8_bgr(frame):
     """(3, H, W) RGB float in [0, 1] -> HWC uint8 BGR, rounded like BasicSR's tensor2img."""
     arr = frame.clamp(0, 1).numpy().transpose(1, 2, 0)[..., ::-1]
     return np.ascontiguousarray((arr * 255.0).round().astype(np.uint8))
-
-
-def run(args):
-    """Super-resolve ``args.input`` into ``args.output``; returns (frames written, SR frame size (h, w))."""
-    source = open_source(args.input)
-    if osp.realpath(args.input) == osp.realpath(args.output):
-        raise InferenceInputError(f'output {args.output} is the input; choose another --output')
-    check_output(args.output, args.overwrite)  # before the model is loaded and any frame is computed
-    device = resolve_device(args.device)
-    models = models_from_args(args, device)
-    if len(models) != 1:
-        raise ModelLoadError(f'inference takes exactly one model, got {len(models)}')
-    model = models[0]
-    overlap = default_overlap(model) if args.overlap is None else args.overlap
-    if is_video_path(args.output):
-        sink = VideoSink(args.output, args.fps or source.fps or 25.0)
-    else:
-        sink = FolderSink(args.output, source.names)
-    max_frames = getattr(args, 'max_frames', None)
-    frames = itertools.islice(source, max_frames) if max_frames else source
-    total = min(filter(None, (source.num_frames, max_frames)), default=None)
-    bar = tqdm(total=total, unit='frame', disable=args.no_progress, desc=model.label)
-    size = None
-    try:
-        for frame in chunked_sr(model, frames, args.chunk, overlap):
-            img = to_uint8_bgr(frame)
-            size = img.shape[:2]
-            sink.write(img)
-            bar.update(1)
-    except BaseException:
-        sink.abort()
-        raise
-    finally:
-        bar.close()
-    if sink.count == 0:
-        raise InferenceInputError(f'input {args.input}: no frame could be read')
-    sink.close()
-    early = source.ended_early() if not max_frames or sink.count < max_frames else None
-    if early:
-        print(f'warning: {early}; wrote the {sink.count} frame(s) read', file=sys.stderr, flush=True)
-    print(f'Wrote {sink.count} SR frame(s) of {size[1]}x{size[0]} to {args.output}')
-    return sink.count, size
-
-

@@ -111,3 +111,16 @@ def main(argv=None):
     with open(osp.join(out, 'summary.md'), 'w') as f:
         f.write(summary)
     print('\n' + summary + f'\n[demo] written to {osp.relpath(osp.join(out, "summary.md"), REPO)}', flush=True)
+    export_std_student(out)
+
+
+def export_std_student(out):
+    """ONNX export of the STD student with its parity check and one ms/frame line (docs/deployment.md)."""
+    cmd = [sys.executable, 'scripts/export_onnx.py', '--opt', osp.join(DEMO_OPTIONS, STEPS[-1][1]), '--output',
+           osp.join(out, 'onnx', 'std_student.onnx'), '--overwrite', '--repeats', '2']
+    print(f'[demo] exporting the STD student: {" ".join(cmd)}', flush=True)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        print('    ' + line, flush=True)
+    if proc.returncode != 0:
+        raise DemoError(f'ONNX export failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}')
