@@ -460,8 +460,8 @@ def test_demo_flag_adds_the_real_motion_test_set(tiny_demo_root):
     from types import SimpleNamespace
 
     from stdsr.evaluation.benchmark import collect_datasets
-    args = SimpleNamespace(dataset=[], datasets=[], gt_root=None, lq_root=None, name=None, demo=str(tiny_demo_root),
-                           center_frame_only=False, degradation=None)
+    args = SimpleNamespace(dataset=[], datasets=[], gt_root=None, lq_root=None, name=None,
+                           demo=str(tiny_demo_root), center_frame_only=False, degradation=None)
     specs = collect_datasets(args)
     assert [s.name for s in specs] == ['demo', 'demo_real']
     assert specs[1].gt_root == str(tiny_demo_root / 'test_real' / 'GT')

@@ -760,9 +760,9 @@ def run_comparison(settings):
             for row in rows:
                 row['plateau_seeds'] = flagged.get(row['label'], [])
             note = budget_axis.plateau_note(bicubic[set_name], flagged)
-            sections.append(format_table(rows, set_name, iters, flagged, baseline_label) + ('\n' + note if note else '')
-                            + ('\n' + format_paired(paired, flagged=flagged, baseline_label=baseline_label)
-                               if paired else ''))
+            paired_text = format_paired(paired, flagged=flagged, baseline_label=baseline_label) if paired else ''
+            sections.append(format_table(rows, set_name, iters, flagged, baseline_label) +
+                            ('\n' + note if note else '') + ('\n' + paired_text if paired_text else ''))
             per_set[set_name] = {'rows': rows, 'paired': paired, 'bicubic_psnr': bicubic[set_name],
                                  'plateau': flagged}
             if rows:
