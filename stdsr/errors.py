@@ -54,6 +54,10 @@ class DataError(UserError, ValueError):
     """Bad dataset input; the message always names the file, LMDB key or option key at fault."""
 
 
+class VideoDataError(UserError, RuntimeError):
+    """A wheel video is missing or does not decode to what the demo expects."""
+
+
 class RecipeError(UserError, RuntimeError):
     """The download does not have the layout the recipe expects, or an output already exists."""
 

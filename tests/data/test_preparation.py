@@ -17,7 +17,7 @@ import stdsr  # noqa: F401  (must precede basicsr)
 from basicsr.data.data_util import duf_downsample
 from stdsr.data.lr_degradation import bd_downsample, bi_downsample, downsample, gaussian_kernel_1d, mod_crop
 from e2e_helpers import load_script
-from stdsr.data.preparation import demo_clips
+from stdsr.data.preparation import demo_clips, wheel_videos
 from stdsr.data.preparation import lmdb_writer as create_lmdb
 from stdsr.data.preparation import lr_tree as gen_lr
 from stdsr.data.preparation.lr_tree import PreparationError
@@ -162,17 +162,22 @@ def demo_roots(tmp_path_factory):
 
 def test_demo_layout_counts_and_sizes(demo_roots):
     root = demo_roots['a']
-    for split, clips, frames in (('train', 6, 4), ('test', 4, 3)):
+    # (split, photo clips, video clips, frames, photo side); video clips: 4 train, 2 val, 3 test_real by default
+    for split, photo_clips, video_clips, frames, side in (('train', 6, 4, 4, 64), ('val', 5, 2, 3, 32),
+                                                          ('test', 4, 0, 3, 64), ('test_real', 0, 3, 3, None)):
         meta = read_meta(osp.join(root, f'meta_info_demo_{split}.txt'))
-        assert len(meta) == clips
+        videos = [m for m in meta if m[0].rsplit('_', 1)[0] in ('bikes', 'bigbuckbunny', 'carphone')]
+        assert (len(meta) - len(videos), len(videos)) == (photo_clips, video_clips)
         assert sorted(os.listdir(osp.join(root, split, 'GT'))) == [m[0] for m in meta]
         for clip, num, shape in meta:
-            assert int(num) == frames and shape == '(64,64,3)'
-            for sub, side in (('GT', 64), ('BIx4', 16)):
+            h, w = (144, 176) if clip.startswith('carphone') else (64, 64) if clip in [v[0] for v in videos] else (
+                side, side)
+            assert int(num) == frames and shape == f'({h},{w},3)'
+            for sub, factor in (('GT', 1), ('BIx4', 4)):
                 names = sorted(os.listdir(osp.join(root, split, sub, clip)))
                 assert names == [f'{i:08d}.png' for i in range(frames)]
                 for name in names:
-                    assert cv2.imread(osp.join(root, split, sub, clip, name)).shape == (side, side, 3)
+                    assert cv2.imread(osp.join(root, split, sub, clip, name)).shape == (h // factor, w // factor, 3)
 
 
 def test_demo_lr_is_bi_downsample_of_gt(demo_roots):
@@ -191,19 +196,40 @@ def test_demo_is_deterministic_per_seed(demo_roots):
     assert all(a[k] != c[k] for k in a if '/GT/' in f'/{k}')
 
 
-def test_demo_train_and_test_photos_disjoint(demo_roots):
+def test_demo_train_and_test_sources_disjoint(demo_roots):
     assert not set(demo_clips.TRAIN_PHOTOS) & set(demo_clips.TEST_PHOTOS)
-    photos = {}
-    for split in ('train', 'test'):
+    sources = {}
+    for split in demo_clips.SPLITS:
         meta = read_meta(osp.join(demo_roots['a'], f'meta_info_demo_{split}.txt'))
-        photos[split] = {clip.rsplit('_', 1)[0] for clip, _, _ in meta}
-    assert photos['train'] <= set(demo_clips.TRAIN_PHOTOS) and photos['test'] <= set(demo_clips.TEST_PHOTOS)
-    assert len(photos['train']) == 5 and len(photos['test']) == 3  # round-robin uses every photo
+        sources[split] = {clip.rsplit('_', 1)[0] for clip, _, _ in meta}
+    train_videos = {wheel_videos.clip_stem(name) for name, _, _ in wheel_videos.TRAIN_VIDEOS}
+    assert sources['train'] == set(demo_clips.TRAIN_PHOTOS) | train_videos  # round-robin uses every source
+    assert sources['val'] == set(demo_clips.VAL_PHOTOS) | train_videos
+    assert sources['test'] == set(demo_clips.TEST_PHOTOS)
+    assert sources['test_real'] == {wheel_videos.clip_stem(wheel_videos.TEST_VIDEO)}
+    assert wheel_videos.TEST_VIDEO not in [name for name, _, _ in wheel_videos.TRAIN_VIDEOS]
+
+
+def test_demo_validation_never_overlaps_training():
+    """Photo regions of train and val are disjoint (with the gap); video val frames come after train frames."""
+    for name, roi in demo_clips.TRAIN_PHOTOS.items():
+        photo = demo_clips.load_photo(name)
+        tr, va = demo_clips.photo_region(photo, roi, 'train'), demo_clips.photo_region(photo, roi, 'val')
+        apart_x, apart_y = va[0] - tr[2], va[1] - tr[3]
+        assert max(apart_x, apart_y) >= demo_clips.VAL_GAP and tr[:2] == demo_clips._roi(photo, roi)[:2]
+    for seed in range(3):
+        train = wheel_videos.video_plan('train', seed, 6, 20, 160, 4)
+        val = wheel_videos.video_plan('val', seed, 4, 10, 160, 4)
+        for name, _, _ in wheel_videos.TRAIN_VIDEOS:
+            last_train = max(w[0] + w[1] for f, w in train.values() if f == name)
+            first_val = min(w[0] for f, w in val.values() if f == name)
+            assert first_val - last_train >= wheel_videos.GAP_FRAMES
 
 
 def test_demo_frames_move_by_small_subpixel_steps(demo_roots):
     root = demo_roots['a']
-    for clip in sorted(os.listdir(osp.join(root, 'train', 'GT'))):
+    for clip in sorted(c for c in os.listdir(osp.join(root, 'train', 'GT')) if c.rsplit('_', 1)[0] in
+                       demo_clips.TRAIN_PHOTOS):
         paths = [osp.join(root, 'train', 'GT', clip, f'{i:08d}.png') for i in range(4)]
         frames = [cv2.imread(p, cv2.IMREAD_GRAYSCALE).astype(np.float64) for p in paths]
         for prev, cur in zip(frames, frames[1:]):

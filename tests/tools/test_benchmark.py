@@ -454,3 +454,14 @@ def test_loaded_model_infer_runs_on_the_model_device(nets):
     assert isinstance(model, LoadedModel) and model.fsr_tap == 'conv_last:input'
     out = model.infer(torch.rand(1, 4, 3, 6, 5))
     assert out.shape == (1, 4, 3, 24, 20) and out.device.type == 'cpu'
+
+
+def test_demo_flag_adds_the_real_motion_test_set(tiny_demo_root):
+    from types import SimpleNamespace
+
+    from stdsr.tools.benchmark import collect_datasets
+    args = SimpleNamespace(dataset=[], datasets=[], gt_root=None, lq_root=None, name=None,
+                           demo=str(tiny_demo_root), center_frame_only=False, degradation=None)
+    specs = collect_datasets(args)
+    assert [s.name for s in specs] == ['demo', 'demo_real']
+    assert specs[1].gt_root == str(tiny_demo_root / 'test_real' / 'GT')

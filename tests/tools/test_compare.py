@@ -218,3 +218,66 @@ def test_test_sets_from_flags_and_plan(tmp_path):
     settings = {'test_sets': sets, 'test_gt': None}
     assert list(cd.eval_datasets(opt, settings, 'x.yml')) == ['real']
     assert list(cd.eval_datasets(opt, {'test_sets': {}, 'test_gt': None}, 'x.yml')) == ['v']
+
+
+def test_budget_axis_trains_each_budget_and_reports_gain_against_budget(compared, capsys):
+    """Budgets [1, 2]: the 2-iteration runs of ``compared`` are reused, the 1-iteration ones trained with their
+    own schedule; gain_vs_budget.md/png and per-budget tables are written."""
+    work, argv = compared
+    copy = work.parent / 'budgets'
+    shutil.copytree(work, copy)
+    argv = [a if a != str(work) else str(copy) for a in argv]
+    i = argv.index('--iters')
+    argv = argv[:i] + ['--budgets', '2', '1'] + argv[i + 2:]
+    capsys.readouterr()
+    assert cd.main(argv) == 0
+    assert '[compare] trained 2, reused 3, evaluated 2, failed 0' in capsys.readouterr().out
+    log = next((copy / 'runs' / 'EDVRS_baseline_demo_seed0_iter1' / 'train').glob('train_*.log')).read_text()
+    assert logged_iters(log) == [1]
+    data = json.loads((copy / 'comparison.json').read_text())
+    assert data['budgets'] == [1, 2] and data['iters'] == 2 and set(data['by_budget']) == {'1', '2'}
+    runs = {(r['label'], r['iters']): r['metrics']['psnr'] for r in data['runs']}
+    text = (copy / 'gain_vs_budget.md').read_text()
+    gain1 = runs[('EDVRS_STD_demo', 1)] - runs[('EDVRS_baseline_demo', 1)]
+    gain2 = runs[('EDVRS_STD_demo', 2)] - runs[('EDVRS_baseline_demo', 2)]
+    assert f'| EDVRS_STD_demo | {gain1:+.3f} ± 0.000 ({int(gain1 > 0)}/1) | {gain2:+.3f} ± 0.000' in text
+    assert (copy / 'gain_vs_budget.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    md = (copy / 'comparison.md').read_text()
+    assert '## 1 iterations per run' in md and '## 2 iterations per run' in md
+    assert 'Bicubic up-sampling of this set' in md
+
+
+def test_budgets_are_checked(tmp_path):
+    args = cd.build_arg_parser().parse_args(['--opts', BASELINE_OPT, '--budgets', '800', '800'])
+    with pytest.raises(cd.CompareError, match='distinct positive'):
+        cd.resolve_settings(args)
+    plan = tmp_path / 'plan.yml'
+    plan.write_text(yaml.safe_dump({'runs': [BASELINE_OPT], 'budgets': [3200, 800], 'iters': 5}))
+    with pytest.raises(cd.CompareError, match='either budgets'):
+        cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
+    plan.write_text(yaml.safe_dump({'runs': [BASELINE_OPT], 'budgets': [3200, 800]}))
+    assert cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))['budgets'] == [800, 3200]
+    settings = cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan), '--iters', '7']))
+    assert settings['budgets'] is None and settings['iters'] == 7
+
+
+def test_schedule_is_stretched_per_budget():
+    opt = {'train': {'total_iter': 800, 'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [800]}}}
+    assert cd.schedule_overrides(opt, 3200) == ['train:scheduler:periods=[3200]']
+    assert cd.schedule_overrides(opt, 3) == ['train:scheduler:periods=[3]']
+
+
+def test_plateau_runs_are_flagged_next_to_their_gain():
+    results = [{'label': 'base', 'seed': s, 'metrics': {'psnr': p, 'ssim': 0.5}}
+               for s, p in ((0, 28.50), (1, 28.05))] + \
+              [{'label': 'std', 'seed': s, 'metrics': {'psnr': p, 'ssim': 0.5}} for s, p in ((0, 28.60), (1, 28.40))]
+    flagged = cd.budget_axis.plateau_runs(results, 28.0)
+    assert flagged == {'base': [1]}
+    rows = cd.summarize(results, 'base')
+    table = cd.format_table(rows, 'demo', 800, flagged, 'base')
+    assert '| std |  | 0, 1 | 28.500 ± 0.141 | 0.5000 | +0.225 ± 0.177 ⚑ plateau: baseline seed 1 |' in table
+    paired = cd.format_paired(cd.paired_differences(results, 'base'), flagged=flagged, baseline_label='base')
+    assert '| std | +0.100 | +0.350 ⚑ |' in paired
+    note = cd.budget_axis.plateau_note(28.0, flagged)
+    assert '28.000 dB' in note and 'base seed 1' in note
+    assert 'No run' in cd.budget_axis.plateau_note(27.0, cd.budget_axis.plateau_runs(results, 27.0))

