@@ -124,6 +124,10 @@ class OnnxModelError(UserInputError):
     """An ONNX model file (or its sidecar) cannot be used; the message names the file."""
 
 
+class DeploymentTableError(UserInputError):
+    """Bad input to the deployment table (an option, a data root, the output folder)."""
+
+
 # --- reports and studies ------------------------------------------------------------------------------------------
 class PaperTableError(UserError, ValueError):
     """A reference file or a row that cannot be put in a table; the message names the file and entry."""

@@ -22,6 +22,7 @@ from os import path as osp
 import torch
 import yaml
 from stdsr.utils.timing import synchronize
+from stdsr.utils.tables import markdown_table
 
 CHECKS = OrderedDict([  # name -> what differs from the fp32 VESPCN pair (train options, pair, processes)
     ('fp32', {}),
@@ -224,11 +225,8 @@ def first_line(err):
 
 
 def format_table(rows, header_lines=()):
-    lines = list(header_lines) + ['', '| check | result | time | detail |', '|---|---|--:|---|']
-    for row in rows:
-        detail = str(row['detail']).replace('|', '/')
-        lines.append(f"| {row['check']} | {row['status'].upper()} | {row['seconds']:.1f} s | {detail} |")
-    return '\n'.join(lines)
+    cells = [(row['check'], row['status'].upper(), f"{row['seconds']:.1f} s", row['detail']) for row in rows]
+    return '\n'.join(list(header_lines) + [''] + markdown_table(('check', 'result', 'time', 'detail'), cells, 'llrl'))
 
 
 def environment_lines(device):

@@ -28,6 +28,7 @@ from stdsr.distill.feature_hooks import FeatureRecorder, UnknownModulePathError,
 from stdsr.config.options import OptionError, check_typed_section, load_yaml
 from stdsr.utils.timing import synchronize
 from stdsr.utils.modules import count_parameters
+from stdsr.utils.tables import markdown_table
 
 __all__ = [
     'NetworkProfile', 'ProfileError', 'count_flops', 'count_parameters', 'format_table',
@@ -283,6 +284,4 @@ def _row(p):
 
 def format_table(profiles):
     """Markdown table, one row per profile."""
-    lines = ['| ' + ' | '.join(TABLE_HEADER) + ' |', '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |']
-    lines += ['| ' + ' | '.join(_row(p)) + ' |' for p in profiles]
-    return '\n'.join(lines)
+    return '\n'.join(markdown_table(TABLE_HEADER, [_row(p) for p in profiles], 'lllllrrrr'))

@@ -190,7 +190,7 @@ TINY_VESPCN = {'type': 'VESPCN', 'num_frame': 3, 'num_feat': 4, 'num_block': 1, 
 
 def table_rows(text):
     return [line for line in text.splitlines()
-            if line.startswith('| ') and not line.startswith(('| network |', '| --- |'))]
+            if line.startswith('| ') and not line.startswith(('| network |', '|---|'))]
 
 
 def test_script_prints_and_writes_one_row_per_network(tmp_path, capsys):

@@ -5,6 +5,7 @@ import math
 from collections import OrderedDict
 
 from stdsr.tools import budget_axis
+from stdsr.utils.tables import markdown_table
 from stdsr.utils.atomic_files import save_figure_atomic
 
 
@@ -110,17 +111,18 @@ def format_table(rows, dataset='', iters=None, flagged=None, baseline_label=None
     lines = []
     if dataset:
         lines.append(f'Test set: {dataset}' + (f'; {iters} iterations per run' if iters else '') + '\n')
-    lines += ['| method | role | seeds | PSNR-Y (dB) | SSIM-Y | ΔPSNR vs baseline | ΔSSIM vs baseline | '
-              'gap closed (PSNR) | gap closed (SSIM) |', '|---|---|---|---|---|---|---|---|---|']
+    header = ('method', 'role', 'seeds', 'PSNR-Y (dB)', 'SSIM-Y', 'ΔPSNR vs baseline', 'ΔSSIM vs baseline',
+              'gap closed (PSNR)', 'gap closed (SSIM)')
+    cells = []
     for row in rows:
         role = {'baseline': '**baseline**', 'teacher': '*teacher (reference)*'}.get(row['role'], '')
         seeds = ', '.join(str(s) for s in row['seeds']) or '—'
         gaps = [f'{row[f"gap_{m}"] * 100:.1f}%' if row[f'gap_{m}'] is not None else '—' for m in ('psnr', 'ssim')]
-        lines.append(f"| {row['label']} | {role} | {seeds} | {_fmt(row['psnr'], 3)} | {_fmt(row['ssim'], 4)} | "
-                     f"{_fmt(row['gain_psnr'], 3, True)}"
-                     f"{budget_axis.gain_flag(row['label'], row['seeds'], flagged, baseline_label)} | "
-                     f"{_fmt(row['gain_ssim'], 4, True)} | {gaps[0]} | "
-                     f'{gaps[1]} |')
+        gain = _fmt(row['gain_psnr'], 3, True) + budget_axis.gain_flag(row['label'], row['seeds'], flagged,
+                                                                       baseline_label)
+        cells.append((row['label'], role, seeds, _fmt(row['psnr'], 3), _fmt(row['ssim'], 4), gain,
+                      _fmt(row['gain_ssim'], 4, True), gaps[0], gaps[1]))
+    lines += markdown_table(header, cells)
     return '\n'.join(lines) + '\n'
 
 
