@@ -22,7 +22,6 @@ from stdsr.deploy import latency
 from stdsr.errors import DeploymentTableError
 from stdsr.deploy.int8 import CALIB_WINDOWS, QuantizationRefused, quantize_student
 from stdsr.deploy.onnx_export import ExportError, export_student, json_db
-from stdsr.utils.cli import UserInputError
 
 TABLE_MD, TABLE_JSON = 'deployment_table.md', 'deployment_table.json'
 BACKENDS = ('torch', 'onnx_fp32', 'onnx_int8')
