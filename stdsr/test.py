@@ -17,11 +17,13 @@ from basicsr.utils import get_env_info
 from basicsr.utils.misc import mkdir_and_rename
 from basicsr.utils.options import dict2str
 
+from stdsr.utils.atomic_files import write_text_atomic
 from stdsr.utils.determinism import determinism_from_options
 from stdsr.utils.logger import add_log_file
 from stdsr.utils.dist import destroy_dist, init_dist_from_options
 from stdsr.utils.cli import run_cli
 from stdsr.utils.options import parse_options
+from stdsr.utils.run_lock import RunLock
 from stdsr.utils.preflight import check_launcher, check_pretrained_networks, check_writable_dir, decode_first_sample
 
 
@@ -54,8 +56,19 @@ def test_pipeline(argv=None, root_path=None):
         test_sets.append(build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist']))
     check_pretrained_networks(opt)
     model = build_model(opt)
+    lock = None
     if opt['rank'] == 0:
         check_writable_dir(opt['path']['results_root'], 'results folder')
+        lock = RunLock(opt['path']['results_root'], 'results folder').acquire()  # before the archive
+    try:
+        return _test_locked(opt, model, test_sets)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _test_locked(opt, model, test_sets):
+    if opt['rank'] == 0:
         mkdir_and_rename(opt['path']['results_root'])
         os.makedirs(opt['path']['visualization'], exist_ok=True)
     log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log")
@@ -69,8 +82,7 @@ def test_pipeline(argv=None, root_path=None):
         results.append(model.validation(loader, current_iter=opt['name'], tb_logger=None, save_img=save_img))
     table = format_results_table([r for r in results if r['average']])
     if opt['rank'] == 0 and table:
-        with open(osp.join(opt['path']['results_root'], 'metrics.md'), 'w') as f:
-            f.write(table + '\n')
+        write_text_atomic(osp.join(opt['path']['results_root'], 'metrics.md'), table + '\n')
         print(table, flush=True)
     return results
 

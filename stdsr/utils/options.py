@@ -28,6 +28,24 @@ OptionLoader.add_implicit_resolver(
     re.compile(r'^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$'), list('-+0123456789.'))
 
 
+def _mapping_without_duplicates(loader, node):
+    """An ordered mapping; a key given twice is an error naming the file, key and both lines (YAML's default,
+    last one wins, silently trains with a value the user may not be looking at)."""
+    loader.flatten_mapping(node)
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=False)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise OptionError(f"{key_node.start_mark.name}: duplicate option key '{key}' on line {line} "
+                              f'(first given on line {seen[key]})')
+        seen[key] = line
+    return OrderedDict(loader.construct_pairs(node))
+
+
+OptionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 class OptionError(ValueError):
     """An option file (or a --force_yml entry) asks for something that does not exist or cannot work."""
 
@@ -178,6 +196,8 @@ def validate_options(opt, is_train, source=''):
             check_keys(dataset_opt, where, valid, source=src)
     if is_train and 'train' not in datasets:
         raise OptionError(f"{src}missing required option 'datasets.train'")
+    from stdsr.utils.option_schema import check_option_values
+    check_option_values(opt, is_train, src)
 
 
 def check_efficiency(section, source=''):
@@ -224,7 +244,7 @@ def apply_force_yml(opt, entries):
             raise OptionError(f"--force_yml '{entry}': '{':'.join(keys[:-1])}' is not a mapping")
         try:
             node[keys[-1]] = yaml.load(value.strip(), Loader=OptionLoader) if value.strip() else None
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, OptionError) as err:
             raise OptionError(f"--force_yml '{entry}': the value is not valid YAML: {err}") from None
     return opt
 
