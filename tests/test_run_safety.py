@@ -103,3 +103,26 @@ def test_resume_without_newest_network_falls_back_to_the_complete_pair(tiny_demo
     with pytest.raises(CheckpointError, match=r'--auto_resume: no complete checkpoint in .*net_g_4\.pth is missing'):
         stdsr_train.train_pipeline(['-opt', TEACHER_OPT, '--auto_resume', '--force_yml', *force],
                                    root_path=str(tmp_path))
+
+
+@pytest.mark.parametrize('side', ['GT', 'LQ'])
+def test_test_set_with_a_clip_on_one_side_only_names_it(tmp_path, side):
+    import shutil
+
+    from conftest import make_clip_set
+    from stdsr.data.clip_io import DataError
+    from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
+    cs = make_clip_set(str(tmp_path / 'set'), clip_names=('calendar', 'city', 'walk'), num_frames=2)
+    shutil.rmtree(tmp_path / 'set' / side / 'walk')
+    opt = dict(name='val', type='GenericVideoTestDataset', phase='val', scale=cs.scale, dataroot_gt=cs.gt_root,
+               dataroot_lq=cs.lq_root, io_backend={'type': 'disk'})
+    missing = {'GT': r"missing in GT: \['walk'\], missing in LQ: none",
+               'LQ': r"missing in GT: none, missing in LQ: \['walk'\]"}[side]
+    with pytest.raises(DataError, match=missing):
+        GenericVideoTestDataset(opt)
+    assert len(GenericVideoTestDataset(dict(opt, meta_info_file=write_meta(tmp_path, cs)))) == 2  # a listed subset
+
+
+def write_meta(tmp_path, cs):
+    from conftest import write_video_meta_info
+    return write_video_meta_info(str(tmp_path / 'two.txt'), {k: cs.gt_frames[k] for k in ('calendar', 'city')})
