@@ -126,3 +126,16 @@ def test_test_set_with_a_clip_on_one_side_only_names_it(tmp_path, side):
 def write_meta(tmp_path, cs):
     from conftest import write_video_meta_info
     return write_video_meta_info(str(tmp_path / 'two.txt'), {k: cs.gt_frames[k] for k in ('calendar', 'city')})
+
+
+@pytest.mark.parametrize('label', ['', '../../x', '..'])
+def test_compare_plan_label_must_be_a_plain_name(tmp_path, label):
+    import yaml
+
+    from stdsr.evaluation import distill_comparison as cd
+    plan = tmp_path / 'plan.yml'
+    plan.write_text(yaml.safe_dump({'runs': [{'opt': TEACHER_OPT, 'label': label}], 'seeds': [0],
+                                    'work_dir': str(tmp_path / 'w')}))
+    with pytest.raises(cd.CompareError, match=r'label must be a plain folder name'):
+        cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
+    assert not (tmp_path / 'w').exists()

@@ -31,6 +31,7 @@ import yaml
 
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
 from stdsr.utils.options import OptionError, apply_force_yml, load_yaml, validate_options
+from stdsr.utils.option_schema import plain_name_problem
 
 # dataset keys that change speed, not data
 PERFORMANCE_KEYS = {'name', 'num_worker_per_gpu', 'prefetch_mode', 'pin_memory', 'persistent_workers', 'phase'}
@@ -160,6 +161,9 @@ def resolve_settings(args):
         if unknown or 'opt' not in entry:
             raise CompareError(f"plan run {entry}: expected {{opt: FILE, label: NAME}}, got keys {sorted(entry)}")
         entry.setdefault('label', default_label(entry['opt']))
+        problem = plain_name_problem(entry['label'])
+        if problem:  # the label names the run's folder under the work dir
+            raise CompareError(f"plan run {entry['opt']}: label {problem}")
     labels = [e['label'] for e in entries]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
