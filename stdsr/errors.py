@@ -20,6 +20,10 @@ class UserInputError(UserError, ValueError):
     """Bad input of a script (paths, outputs, arguments); the message names the file or argument at fault."""
 
 
+class RunLockedError(UserInputError):
+    """Another live process holds the run folder."""
+
+
 class LauncherError(UserInputError):
     """``--launcher`` names a launcher this process was not started by."""
 

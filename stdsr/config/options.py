@@ -29,6 +29,24 @@ OptionLoader.add_implicit_resolver(
     re.compile(r'^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$'), list('-+0123456789.'))
 
 
+def _mapping_without_duplicates(loader, node):
+    """An ordered mapping; a key given twice is an error naming the file, key and both lines (YAML's default,
+    last one wins, silently trains with a value the user may not be looking at)."""
+    loader.flatten_mapping(node)
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=False)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise OptionError(f"{key_node.start_mark.name}: duplicate option key '{key}' on line {line} "
+                              f'(first given on line {seen[key]})')
+        seen[key] = line
+    return OrderedDict(loader.construct_pairs(node))
+
+
+OptionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 TOP_LEVEL_KEYS = {
     'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
     'dist_params', 'find_unused_parameters', 'temporal', 'distill',
@@ -175,6 +193,8 @@ def validate_options(opt, is_train, source=''):
             check_keys(dataset_opt, where, valid, source=src)
     if is_train and 'train' not in datasets:
         raise OptionError(f"{src}missing required option 'datasets.train'")
+    from stdsr.config.schema import check_option_values
+    check_option_values(opt, is_train, src)
 
 
 def check_efficiency(section, source=''):
@@ -221,7 +241,7 @@ def apply_force_yml(opt, entries):
             raise OptionError(f"--force_yml '{entry}': '{':'.join(keys[:-1])}' is not a mapping")
         try:
             node[keys[-1]] = yaml.load(value.strip(), Loader=OptionLoader) if value.strip() else None
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, OptionError) as err:
             raise OptionError(f"--force_yml '{entry}': the value is not valid YAML: {err}") from None
     return opt
 

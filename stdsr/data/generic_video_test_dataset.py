@@ -50,6 +50,8 @@ class GenericVideoTestDataset(data.Dataset):
                       for clip, n, _ in read_video_meta_info(meta_info_file)]
         if self.gt_root is not None:
             gt_tree = ClipTree(self.gt_root, backend)
+            if meta_info_file is None:  # a clip on one side only would be averaged out of the table silently
+                self._match_clip_sets(gt_tree, [clip for clip, _ in listed])
             for clip, stems in listed:
                 self._match_gt(gt_tree, clip, stems)
         if self.max_frames is not None:
@@ -63,6 +65,15 @@ class GenericVideoTestDataset(data.Dataset):
             raise DataError(f"clip '{clip}': meta_info_file {meta_info_file} says {num_frames} frames but "
                             f"{tree.locate(clip, '*')} matches {len(stems)}.")
         return stems
+
+    def _match_clip_sets(self, gt_tree, lq_clips):
+        gt_clips = list(gt_tree.clips())
+        only_lq = sorted(set(lq_clips) - set(gt_clips))
+        only_gt = sorted(set(gt_clips) - set(lq_clips))
+        if only_lq or only_gt:
+            raise DataError(f'GT clips in {self.gt_root} and LQ clips in {self.lq_root} differ: missing in GT: '
+                            f'{only_lq or "none"}, missing in LQ: {only_gt or "none"} (give a meta_info_file to '
+                            'test on a subset).')
 
     @staticmethod
     def _match_gt(gt_tree, clip, lq_stems):

@@ -20,6 +20,8 @@ from stdsr.runtime.determinism import determinism_from_options
 from stdsr.runtime.logger import add_log_file
 from stdsr.runtime.dist import init_dist_from_options
 from stdsr.config.options import parse_options
+from stdsr.runtime.run_lock import RunLock
+from stdsr.utils.atomic_files import write_text_atomic
 from stdsr.runtime.preflight import check_launcher, check_pretrained_networks, decode_first_sample
 from stdsr.utils.output_paths import check_writable_dir
 
@@ -53,8 +55,19 @@ def test_pipeline(argv=None, root_path=None):
         test_sets.append(build_dataloader(dataset, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist']))
     check_pretrained_networks(opt)
     model = build_model(opt)
+    lock = None
     if opt['rank'] == 0:
         check_writable_dir(opt['path']['results_root'], 'results folder')
+        lock = RunLock(opt['path']['results_root'], 'results folder').acquire()  # before the archive
+    try:
+        return _test_locked(opt, model, test_sets)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _test_locked(opt, model, test_sets):
+    if opt['rank'] == 0:
         mkdir_and_rename(opt['path']['results_root'])
         os.makedirs(opt['path']['visualization'], exist_ok=True)
     log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log")
@@ -68,7 +81,6 @@ def test_pipeline(argv=None, root_path=None):
         results.append(model.validation(loader, current_iter=opt['name'], tb_logger=None, save_img=save_img))
     table = format_results_table([r for r in results if r['average']])
     if opt['rank'] == 0 and table:
-        with open(osp.join(opt['path']['results_root'], 'metrics.md'), 'w') as f:
-            f.write(table + '\n')
+        write_text_atomic(osp.join(opt['path']['results_root'], 'metrics.md'), table + '\n')
         print(table, flush=True)
     return results

@@ -23,27 +23,23 @@ from basicsr.utils.misc import mkdir_and_rename
 from basicsr.utils.options import copy_opt_file, dict2str
 
 from stdsr.data.resumable_sampler import ResumableSampler, SeededSampleDataset
-from stdsr.runtime.checkpoint import latest_training_state, load_training_state
 from stdsr.runtime.determinism import determinism_from_options
 from stdsr.runtime.device import make_prefetcher, prepare_device_options
 from stdsr.runtime.dist import barrier, init_dist_from_options, process_device
 from stdsr.runtime.logger import add_log_file, init_tb_logger
 from stdsr.config.options import parse_options
+from stdsr.errors import OptionError
+from stdsr.runtime.resume import choose_resume_state
+from stdsr.runtime.run_lock import RunLock
 from stdsr.runtime.preflight import check_launcher, decode_first_sample
 from stdsr.utils.output_paths import check_writable_dir
 from stdsr.runtime.rng_state import restore_rank_rng_state
 
 
 def find_resume_state(opt):
-    """The explicit ``path.resume_state``, or with ``--auto_resume`` the newest state of this experiment."""
-    if opt['auto_resume']:
-        latest = latest_training_state(opt['path']['training_states'])
-        if latest is not None:
-            opt['path']['resume_state'] = latest
-    path = opt['path'].get('resume_state')
-    if not path:
-        return None
-    return load_training_state(path, device=process_device(opt))
+    """The explicit ``path.resume_state``, or with ``--auto_resume`` the newest state of this experiment, each
+    only with its network files of the same iteration (``stdsr/runtime/resume.py``); returns (state, notes)."""
+    return choose_resume_state(opt, device=process_device(opt))
 
 
 def point_networks_at_resume(opt, resume_iter):
@@ -86,7 +82,7 @@ def build_train_val_loaders(opt):
                 SeededSampleDataset(train_set), dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=train_sampler,
                 seed=opt['manual_seed'])
             if len(train_loader) == 0:
-                raise ValueError(f"datasets.train: {len(train_set)} clips x enlarge ratio {ratio} give no full batch "
+                raise OptionError(f"datasets.train: {len(train_set)} clips x enlarge ratio {ratio} give no full batch "
                                  f"of {dataset_opt['batch_size_per_gpu']} per process")
             iters_per_epoch = len(train_loader)
             total_iters = int(opt['train']['total_iter'])
@@ -109,16 +105,25 @@ def train_pipeline(argv=None, root_path=None):
     determinism_from_options(opt, is_train=True)
     seed = opt.setdefault('manual_seed', 0)
     set_random_seed(seed + opt['rank'])
+    lock = None
+    if opt['rank'] == 0:  # one process per run folder, taken before anything is read, archived or written
+        check_writable_dir(opt['path']['experiments_root'], 'experiments folder')
+        lock = RunLock(opt['path']['experiments_root'], 'experiment folder').acquire()
+    try:
+        return _train_locked(opt, args)
+    finally:
+        if lock is not None:
+            lock.release()
 
-    resume_state = find_resume_state(opt)
+
+def _train_locked(opt, args):
+    resume_state, resume_notes = find_resume_state(opt)
     # data and model first: bad data, a mismatched teacher or a bad hook path fail here, before any folder
     # is created or renamed
     train_loader, train_sampler, val_loaders, total_epochs, total_iters, notes = build_train_val_loaders(opt)
     decode_first_sample(train_loader.dataset.dataset, 'train')
     for loader in val_loaders:
         decode_first_sample(loader.dataset, f"val ({loader.dataset.opt.get('name')})")
-    if opt['rank'] == 0:
-        check_writable_dir(opt['path']['experiments_root'], 'experiments folder')
     if resume_state is not None:
         point_networks_at_resume(opt, resume_state['iter'])
     model = build_model(opt)
@@ -136,7 +141,7 @@ def train_pipeline(argv=None, root_path=None):
     logger.info(dict2str(opt))
     backend = f", backend {opt['dist_backend']}" if opt['dist'] else ''
     logger.info(f"Device {process_device(opt)}, world size {opt['world_size']}{backend}")
-    for note in notes + describe_networks(model):
+    for note in resume_notes + notes + describe_networks(model):
         logger.info(note)
     tb_logger = init_tb_logger(opt)
 

@@ -227,7 +227,7 @@ def test_two_gloo_processes_match_one_process_first_step_gradients(tiny_demo_roo
         ]
 
     probe = str(REPO_ROOT / 'tests' / 'ddp_grad_probe.py')
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT / 'tests'))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / 'tests')]))  # this checkout, not the installed one
     subprocess.run([sys.executable, probe, str(tmp_path / 'one.pt'), '-opt', opt_file, '--force_yml', *force(4)],
                    cwd=tmp_path, env=env, check=True, capture_output=True)
     two = subprocess.run([

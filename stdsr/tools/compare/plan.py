@@ -12,6 +12,7 @@ from os import path as osp
 import yaml
 
 from stdsr.errors import CompareError
+from stdsr.config.schema import plain_name_problem
 from stdsr.config.options import OptionError, apply_force_yml, load_yaml, validate_options
 from stdsr.tools import budget_axis
 
@@ -123,6 +124,9 @@ def resolve_settings(args):
         if unknown or 'opt' not in entry:
             raise CompareError(f"plan run {entry}: expected {{opt: FILE, label: NAME}}, got keys {sorted(entry)}")
         entry.setdefault('label', default_label(entry['opt']))
+        problem = plain_name_problem(entry['label'])
+        if problem:  # the label names the run's folder under the work dir
+            raise CompareError(f"plan run {entry['opt']}: label {problem}")
     labels = [e['label'] for e in entries]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
