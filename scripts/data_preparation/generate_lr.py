@@ -1,11 +1,6 @@
 """Make LR frames (BI or BD degradation) from a GT clip tree or a flat folder of images.
 
-The command line over :mod:`stdsr.data.preparation.lr_tree`: the output mirrors the input as PNG, GT sides that do
-not divide by the scale are mod-cropped first, and the tree appears only once complete.
-
-Example (Vid4 BDx4 from its GT):
-    python scripts/data_preparation/generate_lr.py --input datasets/Vid4/GT --output datasets/Vid4/BDx4 \\
-        --mode BD --scale 4
+A shim over :mod:`stdsr.tools.generate_lr` (its docstring has the examples; ``--help`` lists the arguments).
 """
 import sys
 
