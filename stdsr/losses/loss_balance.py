@@ -2,8 +2,10 @@
 
 Raw distillation losses differ by orders of magnitude between pairs (a VESPCN pair's L_SD is ~100x an EDVR pair's),
 so one ``loss_weight`` cannot serve both. ``loss_share: s`` instead fixes lambda = s * mean(pixel) / mean(raw term),
-measured over the first ``calibration_iters`` steps and then held constant (a weight that kept following the
-losses would reward the student for inflating its distillation loss). The first step only measures (lambda = 0);
+measured over ``calibration_iters`` steps and then held constant (a weight that kept following the
+losses would reward the student for inflating its distillation loss). The window opens after ``start_iter``
+iterations (the model passes the learning-rate warm-up: a ratio measured while the student barely moves says
+nothing about the rest of the run); before it lambda is 0. The first measured step only measures (lambda = 0);
 later calibration steps use the ratio of the steps so far. The sums are rank-averaged, so every rank holds the
 same lambda, and they are buffers, so a resumed run keeps its lambda.
 """
@@ -19,16 +21,20 @@ class ShareWeight(nn.Module):
     Args:
         share (float): Target ratio of the weighted term to the pixel loss during calibration, > 0.
         calibration_iters (int): Steps measured before lambda is fixed, >= 1.
+        start_iter (int): Iterations before the calibration window opens (lambda is 0 until then), >= 0.
     """
 
-    def __init__(self, share, calibration_iters):
+    def __init__(self, share, calibration_iters, start_iter=0):
         super().__init__()
         if not share > 0:
             raise ValueError(f'loss_share must be positive, got {share}')
         if int(calibration_iters) != calibration_iters or calibration_iters < 1:
             raise ValueError(f'balance calibration_iters must be a positive integer, got {calibration_iters}')
+        if int(start_iter) != start_iter or start_iter < 0:
+            raise ValueError(f'balance start_iter must be a non-negative integer, got {start_iter}')
         self.share = float(share)
         self.calibration_iters = int(calibration_iters)
+        self.start_iter = int(start_iter)
         self.register_buffer('pixel_sum', torch.zeros((), dtype=torch.float64))
         self.register_buffer('raw_sum', torch.zeros((), dtype=torch.float64))
         self.register_buffer('count', torch.zeros((), dtype=torch.long))
@@ -49,9 +55,10 @@ class ShareWeight(nn.Module):
     def calibrating(self):
         return self.steps_seen < self.calibration_iters
 
-    def observe(self, pixel_loss, raw_loss):
-        """Add one step's rank-averaged, unweighted losses (floats) while calibrating; ignored afterwards."""
-        if not self.calibrating:
+    def observe(self, pixel_loss, raw_loss, current_iter):
+        """Add iteration ``current_iter``'s rank-averaged, unweighted losses (floats) once the window is open and
+        while calibrating; ignored before and afterwards."""
+        if current_iter <= self.start_iter or not self.calibrating:
             return
         self.pixel_sum += float(pixel_loss)
         self.raw_sum += float(raw_loss)
@@ -66,4 +73,4 @@ class ShareWeight(nn.Module):
         self._refresh()
 
     def extra_repr(self):
-        return f'share={self.share}, calibration_iters={self.calibration_iters}'
+        return f'share={self.share}, calibration_iters={self.calibration_iters}, start_iter={self.start_iter}'

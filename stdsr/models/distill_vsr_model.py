@@ -26,7 +26,7 @@ from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
 from stdsr.config.options import OptionError, check_keys
 
 DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode', 'balance'}
-BALANCE_KEYS = {'calibration_iters'}
+BALANCE_KEYS = {'calibration_iters', 'start_iter'}
 LAYER_KEYS = ('student_layer', 'teacher_layer')
 TERM_KEYS = set(LAYER_KEYS) | {'type', 'loss_share'}
 DEFAULT_CALIBRATION_ITERS = 50
@@ -76,11 +76,10 @@ class DistillVSRModel(ClipVSRModel):
         self.rec_t = FeatureRecorder(self.net_t, teacher_layers, detach=True)
         channels_s, channels_t = self._probe_channels()
         self.distill_terms = nn.ModuleDict()
-        calibration_iters = (self.distill_opt.get('balance') or {}).get('calibration_iters',
-                                                                         DEFAULT_CALIBRATION_ITERS)
+        balance = self._balance_window()
         for (name, loss_opt), s_layer, t_layer in terms:
             loss_opt = self._fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t)
-            self.distill_terms[name] = DistillTerm(*self.build_term_loss(loss_opt, calibration_iters), s_layer, t_layer)
+            self.distill_terms[name] = DistillTerm(*self.build_term_loss(loss_opt, *balance), s_layer, t_layer)
         self._check_taps(student)
         self.distill_terms.to(self.device)
         self.efficiency.prepare_network(self.distill_terms)
@@ -92,7 +91,12 @@ class DistillVSRModel(ClipVSRModel):
         if not distill_opt or not distill_opt.get('losses'):
             raise OptionError("option 'distill.losses' is required for DistillVSRModel")
         check_keys(distill_opt, 'distill', DISTILL_KEYS)
-        check_keys(distill_opt.get('balance') or {}, 'distill.balance', BALANCE_KEYS)
+        balance = distill_opt.get('balance') or {}
+        check_keys(balance, 'distill.balance', BALANCE_KEYS)
+        for key, least in (('calibration_iters', 1), ('start_iter', 0)):
+            value = balance.get(key, least)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise OptionError(f"option 'distill.balance.{key}' must be an integer >= {least}, got {value!r}")
         for name, loss_opt in distill_opt['losses'].items():
             where = f'distill.losses.{name}'
             if 'type' not in loss_opt:
@@ -128,8 +132,13 @@ class DistillVSRModel(ClipVSRModel):
             terms.append(((name, loss_opt), layers[0], layers[1]))
         return terms
 
+    def _balance_window(self):
+        """(calibration_iters, start_iter) of ``distill.balance``."""
+        balance = self.distill_opt.get('balance') or {}
+        return balance.get('calibration_iters', DEFAULT_CALIBRATION_ITERS), balance.get('start_iter', 0)
+
     @staticmethod
-    def build_term_loss(loss_opt, calibration_iters=DEFAULT_CALIBRATION_ITERS):
+    def build_term_loss(loss_opt, calibration_iters=DEFAULT_CALIBRATION_ITERS, start_iter=0):
         """(loss module, balance) of one ``distill.losses`` entry: with ``loss_share`` the loss is built with
         weight 1 and a :class:`ShareWeight` weighs it, else the loss applies its own ``loss_weight``."""
         loss_opt = dict(loss_opt)
@@ -137,7 +146,7 @@ class DistillVSRModel(ClipVSRModel):
         if share is None:
             return build_loss(loss_opt), None
         loss_opt['loss_weight'] = 1.0
-        return build_loss(loss_opt), ShareWeight(share, calibration_iters)
+        return build_loss(loss_opt), ShareWeight(share, calibration_iters, start_iter)
 
     @staticmethod
     def _fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t):
@@ -265,7 +274,7 @@ class DistillVSRModel(ClipVSRModel):
         step = self.step_values
         for name, term in self.distill_terms.items():
             if term.balance is not None:
-                term.balance.observe(step['l_pix'], step[f'{name}.raw'])
+                term.balance.observe(step['l_pix'], step[f'{name}.raw'], current_iter)
                 self.log_dict[f'{name}_lambda'] = term.balance.weight
             if term.freezable and term.loss.update_frozen(step[f'{name}.raw']):
                 get_root_logger().info(f'iter {current_iter}: distill term {name} raw loss {step[f"{name}.raw"]:.3e} '

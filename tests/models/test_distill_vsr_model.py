@@ -226,6 +226,31 @@ def test_loss_share_calibrates_lambda_then_holds_it_and_logs_shares(tiny_demo_ro
     assert fresh.distill_terms['sd'].balance.weight == pytest.approx(seen[3]['sd_lambda'])
 
 
+def test_balance_start_iter_keeps_lambda_zero_then_calibrates_on_later_steps(tiny_demo_root, tmp_path, teacher_ckpt):
+    force = ['distill:balance={calibration_iters: 2, start_iter: 2}',
+             'distill:losses:sd={type: SpaceDistillLoss, loss_share: 0.5}']
+    model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, force)
+    balance = model.distill_terms['sd'].balance
+    lambdas, weighted = [], []
+    for it in range(1, 6):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        lambdas.append(model.log_dict['sd_lambda'])  # logged after this step's observation
+        weighted.append(model.log_dict['l_sd'])
+        if it == 2:  # the window has not opened: nothing measured, no distillation
+            assert int(balance.count) == 0 and float(balance.raw_sum) == 0.0
+    assert lambdas[:2] == [0.0, 0.0] and weighted[:3] == [0.0, 0.0, 0.0]  # 1-2 before the window, 3 only measures
+    assert lambdas[2] > 0 and weighted[3] > 0 and lambdas[3] == lambdas[4] and int(balance.count) == 2
+
+
+@pytest.mark.parametrize('entry', ['distill:balance={start_iter: -1}', 'distill:balance={calibration_iters: 0}',
+                                   'distill:balance={start_iter: abc}'])
+def test_bad_balance_window_is_an_option_error(tiny_demo_root, tmp_path, teacher_ckpt, entry):
+    key = entry.split('{')[1].split(':')[0]
+    with pytest.raises(OptionError, match=rf"'distill\.balance\.{key}' must be an integer"):
+        build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, [entry])
+
+
 @pytest.mark.parametrize('entry, message', [
     ('distill:losses:sd:reduction=none', r"'distill.losses.sd.reduction' is 'none'"),
     ('distill:losses:sd:loss_weight=0.1', r"'distill.losses.sd.loss_weight' and 'distill.losses.sd.loss_share'"),
