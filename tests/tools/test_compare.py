@@ -247,6 +247,34 @@ def test_budget_axis_trains_each_budget_and_reports_gain_against_budget(compared
     assert 'Bicubic up-sampling of this set' in md
 
 
+def test_run_budgets_and_only_select_what_is_trained(compared, capsys):
+    """A plan run with its own ``budgets`` is trained only at those; ``--only`` trains and reports only the
+    named labels, and a later call without it reuses their results."""
+    work, argv = compared
+    copy = work.parent / 'run_budgets'
+    shutil.copytree(work, copy)
+    plan = copy.parent / 'plan_run_budgets.yml'
+    plan.write_text(yaml.safe_dump({
+        'work_dir': str(copy), 'seeds': [0], 'budgets': [1, 2], 'baseline': BASELINE_OPT,
+        'runs': [{'opt': BASELINE_OPT, 'label': 'EDVRS_baseline_demo'},
+                 {'opt': STD_OPT, 'label': 'EDVRS_STD_demo', 'budgets': [2]}]}))
+    rest = argv[argv.index('--teacher-ckpt'):]
+    capsys.readouterr()
+    assert cd.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest]) == 0
+    assert '[compare] trained 1, reused 2, evaluated 1, failed 0' in capsys.readouterr().out
+    assert cd.main(['--plan', str(plan), *rest]) == 0
+    assert '[compare] trained 0, reused 4, evaluated 0, failed 0' in capsys.readouterr().out
+    assert not (copy / 'runs' / 'EDVRS_STD_demo_seed0_iter1').exists()
+    text = (copy / 'gain_vs_budget.md').read_text()
+    assert '| EDVRS_STD_demo | — |' in text
+    with pytest.raises(cd.CompareError, match=r"--only \['nope'\]: no such run label"):
+        cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan), '--only', 'nope']))
+    plan.write_text(yaml.safe_dump({'seeds': [0], 'budgets': [1, 2],
+                                    'runs': [{'opt': STD_OPT, 'label': 'std', 'budgets': [3]}]}))
+    with pytest.raises(cd.CompareError, match=r"plan run std: budgets must be a non-empty list of the plan's budgets"):
+        cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
+
+
 def test_budgets_are_checked(tmp_path):
     args = cd.build_arg_parser().parse_args(['--opts', BASELINE_OPT, '--budgets', '800', '800'])
     with pytest.raises(cd.CompareError, match='distinct positive'):

@@ -23,6 +23,7 @@ PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 LOG_TAIL_LINES = 40
 PLAN_KEYS = {'runs', 'baseline', 'seeds', 'iters', 'budgets', 'work_dir', 'teacher_ckpt', 'teacher_opt', 'force_yml',
              'test_gt', 'test_lq', 'test_sets', 'train_val', 'keep_going', 'nproc'}
+RUN_KEYS = {'opt', 'label', 'budgets'}
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
@@ -79,6 +80,9 @@ def build_arg_parser():
     parser.add_argument('--train-val', action='store_true', help="keep the option files' validation during training")
     parser.add_argument('--keep-going', action='store_true', help='train the other runs when one fails')
     parser.add_argument('--nproc', type=int, default=None, help='processes per run (torchrun); default: one')
+    parser.add_argument('--only', nargs='+', default=None, metavar='LABEL', help='train and report only these runs '
+                        "(labels of the plan's runs), e.g. to share a plan between processes or machines; a later "
+                        'call without --only reuses their results')
     return parser
 
 
@@ -120,9 +124,10 @@ def resolve_settings(args):
     if baseline and osp.abspath(baseline) not in [osp.abspath(e['opt']) for e in entries]:
         entries.insert(0, {'opt': baseline})
     for entry in entries:
-        unknown = sorted(set(entry) - {'opt', 'label'})
+        unknown = sorted(set(entry) - RUN_KEYS)
         if unknown or 'opt' not in entry:
-            raise CompareError(f"plan run {entry}: expected {{opt: FILE, label: NAME}}, got keys {sorted(entry)}")
+            raise CompareError(f"plan run {entry}: expected {{opt: FILE, label: NAME, budgets: [ITERS, ...]}}, "
+                               f"got keys {sorted(entry)}")
         entry.setdefault('label', default_label(entry['opt']))
         problem = plain_name_problem(entry['label'])
         if problem:  # the label names the run's folder under the work dir
@@ -144,6 +149,17 @@ def resolve_settings(args):
         raise CompareError(str(err)) from None
     if bool(settings['test_gt']) != bool(settings['test_lq']):
         raise CompareError('--test-gt and --test-lq go together')
+    for entry in entries:  # a run may be trained at only some of the budgets (e.g. ablations at the shortest)
+        if 'budgets' in entry:
+            own = entry['budgets']
+            if not isinstance(own, list) or not own or not set(own) <= set(settings['budgets'] or []):
+                raise CompareError(f"plan run {entry['label']}: budgets must be a non-empty list of the plan's "
+                                   f"budgets {settings['budgets']}, got {own!r}")
+    settings['only'] = args.only
+    if args.only:
+        unknown = sorted(set(args.only) - set(labels))
+        if unknown:
+            raise CompareError(f'--only {unknown}: no such run label; the runs are {labels}')
     settings['test_sets'] = parse_test_sets(args.test_set, plan.get('test_sets'), args.plan)
     if settings['test_sets'] and settings['test_gt']:
         raise CompareError('give test sets either as --test-set/test_sets or as --test-gt/--test-lq, not both')
@@ -326,7 +342,7 @@ def prepare_runs(settings):
         opt, applied = load_run_options(entry['opt'], settings['force_yml'])
         test = eval_datasets(opt, settings, entry['opt'])
         runs.append({'label': entry['label'], 'opt_path': osp.abspath(entry['opt']), 'opt': opt, 'user_force': applied,
-                     'test': test, 'signature': data_signature(opt, test),
+                     'test': test, 'signature': data_signature(opt, test), 'budgets': entry.get('budgets'),
                      'is_baseline': osp.abspath(entry['opt']) == baseline})
     check_same_data(runs)
     return runs

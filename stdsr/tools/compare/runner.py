@@ -28,6 +28,13 @@ from stdsr.tools.compare.runs import resolve_teacher, metrics_options, evaluate,
 from stdsr.tools.compare.summary import summarize, paired_differences, format_paired, format_table, plot_chart
 
 
+def wanted(run, iters, settings):
+    """Whether this run is trained at this budget: its own ``budgets`` (default: all) and ``--only``."""
+    if run['budgets'] is not None and iters not in run['budgets']:
+        return False
+    return not settings.get('only') or run['label'] in settings['only']
+
+
 def run_comparison(settings):
     """Train/evaluate every (budget, run, seed), then write comparison.{md,json,png}; returns a report dict.
 
@@ -44,6 +51,8 @@ def run_comparison(settings):
     for iters in budgets:
         for seed in settings['seeds']:
             for run in runs:
+                if not wanted(run, iters, settings):
+                    continue
                 try:
                     results.append(do_run(run, seed, iters, settings, report))
                 except CompareError as err:
