@@ -26,7 +26,7 @@ from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
 from stdsr.config.options import OptionError, check_keys
 
 DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode', 'balance'}
-BALANCE_KEYS = {'calibration_iters', 'start_iter'}
+BALANCE_KEYS = {'calibration_iters', 'start_iter', 'track'}
 LAYER_KEYS = ('student_layer', 'teacher_layer')
 TERM_KEYS = set(LAYER_KEYS) | {'type', 'loss_share'}
 DEFAULT_CALIBRATION_ITERS = 50
@@ -97,6 +97,8 @@ class DistillVSRModel(ClipVSRModel):
             value = balance.get(key, least)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise OptionError(f"option 'distill.balance.{key}' must be an integer >= {least}, got {value!r}")
+        if not isinstance(balance.get('track', False), bool):
+            raise OptionError(f"option 'distill.balance.track' must be true or false, got {balance['track']!r}")
         for name, loss_opt in distill_opt['losses'].items():
             where = f'distill.losses.{name}'
             if 'type' not in loss_opt:
@@ -133,12 +135,13 @@ class DistillVSRModel(ClipVSRModel):
         return terms
 
     def _balance_window(self):
-        """(calibration_iters, start_iter) of ``distill.balance``."""
+        """(calibration_iters, start_iter, track) of ``distill.balance``."""
         balance = self.distill_opt.get('balance') or {}
-        return balance.get('calibration_iters', DEFAULT_CALIBRATION_ITERS), balance.get('start_iter', 0)
+        return (balance.get('calibration_iters', DEFAULT_CALIBRATION_ITERS), balance.get('start_iter', 0),
+                balance.get('track', False))
 
     @staticmethod
-    def build_term_loss(loss_opt, calibration_iters=DEFAULT_CALIBRATION_ITERS, start_iter=0):
+    def build_term_loss(loss_opt, calibration_iters=DEFAULT_CALIBRATION_ITERS, start_iter=0, track=False):
         """(loss module, balance) of one ``distill.losses`` entry: with ``loss_share`` the loss is built with
         weight 1 and a :class:`ShareWeight` weighs it, else the loss applies its own ``loss_weight``."""
         loss_opt = dict(loss_opt)
@@ -146,7 +149,7 @@ class DistillVSRModel(ClipVSRModel):
         if share is None:
             return build_loss(loss_opt), None
         loss_opt['loss_weight'] = 1.0
-        return build_loss(loss_opt), ShareWeight(share, calibration_iters, start_iter)
+        return build_loss(loss_opt), ShareWeight(share, calibration_iters, start_iter, track)
 
     @staticmethod
     def _fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t):
