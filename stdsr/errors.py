@@ -83,6 +83,11 @@ class CheckpointError(UserError, OSError):
     """A checkpoint could not be written or read; the message names the file and the cause."""
 
 
+class DiskFullError(UserError, OSError):
+    """An output (checkpoint, state, LMDB, report) could not be written because its disk or quota is full; the
+    message names the file, and the previous version of it is untouched."""
+
+
 class DownloadError(UserError, RuntimeError):
     """A file could not be fetched or is not the file its name promises; the message says what to do."""
 

@@ -198,12 +198,48 @@ class ClipTree:
         stems = [f[:-len(IMG_EXT)] for f in os.listdir(folder) if f.endswith(IMG_EXT)]
         return sorted(stems, key=natural_key)
 
+    def has_clip(self, clip):
+        """Whether the tree has a folder (LMDB key prefix) for ``clip``; a listing, no frame is read."""
+        if self.backend == 'lmdb':
+            return clip in self._lmdb_clips
+        return osp.isdir(osp.join(self.root, clip))
+
     def require(self, clip, stems):
         """Raise naming the first of ``stems`` that the clip lacks."""
         present = set(self.frames(clip))
         for stem in stems:
             if stem not in present:
                 raise DataError(f"clip '{clip}': frame {self.locate(clip, stem)} is missing.")
+
+
+def _clip_list(clips, shown=10):
+    clips = sorted(clips, key=natural_key)
+    if not clips:
+        return 'none'
+    return repr(clips[:shown])[:-1] + (f', ... ({len(clips)} in all)]' if len(clips) > shown else ']')
+
+
+def check_clip_sides(listed, lq_tree, gt_tree=None, meta_info_file=None):
+    """GT and LQ hold the clips to score: every clip of ``meta_info_file`` (``listed``) on both sides, or without
+    one (``listed`` is then the LQ tree's clips) the same clips on both. A clip on one side only would be dropped
+    from the averages, or fail mid-run; one line names the clips and the side."""
+    if meta_info_file is None:
+        gt_clips = set(gt_tree.clips()) if gt_tree is not None else set(listed)
+        missing_gt, missing_lq = set(listed) - gt_clips, gt_clips - set(listed)
+    else:
+        missing_lq = {clip for clip in listed if not lq_tree.has_clip(clip)}
+        missing_gt = {clip for clip in listed if gt_tree is not None and not gt_tree.has_clip(clip)}
+    if not (missing_gt or missing_lq):
+        return
+    if meta_info_file is None:
+        raise DataError(f'GT clips in {gt_tree.root} and LQ clips in {lq_tree.root} differ: missing in GT: '
+                        f'{_clip_list(missing_gt)}, missing in LQ: {_clip_list(missing_lq)} (give a meta_info_file '
+                        'to test on a subset).')
+    sides = ([f'missing in GT: {_clip_list(missing_gt)}'] if gt_tree is not None else []) + [
+        f'missing in LQ: {_clip_list(missing_lq)}']
+    roots = (f'GT {gt_tree.root}, ' if gt_tree is not None else '') + f'LQ {lq_tree.root}'
+    raise DataError(f"clips listed in meta_info_file {meta_info_file} are not all there: {', '.join(sides)} "
+                    f'({roots}).')
 
 
 def list_clip_tree(root, backend='disk'):

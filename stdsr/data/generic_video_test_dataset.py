@@ -2,8 +2,9 @@
 from torch.utils import data as data
 
 from basicsr.utils.registry import DATASET_REGISTRY
-from stdsr.data.clip_io import (LOADER_KEYS, ClipTree, DataError, FrameReader, check_options, check_pair_sizes,
-                                check_same_size, frames_to_tensor, io_backend_type, positive_int, read_video_meta_info)
+from stdsr.data.clip_io import (LOADER_KEYS, ClipTree, DataError, FrameReader, check_clip_sides, check_options,
+                                check_pair_sizes, check_same_size, frames_to_tensor, io_backend_type, positive_int,
+                                read_video_meta_info)
 
 
 @DATASET_REGISTRY.register()
@@ -43,15 +44,15 @@ class GenericVideoTestDataset(data.Dataset):
     def _index_clips(self, backend, meta_info_file):
         """``[(clip, [frame stems])]`` from meta_info or a scan, GT checked against LQ; no image decoding."""
         lq_tree = ClipTree(self.lq_root, backend)
+        gt_tree = ClipTree(self.gt_root, backend) if self.gt_root is not None else None
         if meta_info_file is None:
             listed = list(lq_tree.clips().items())
+            check_clip_sides([clip for clip, _ in listed], lq_tree, gt_tree)
         else:
-            listed = [(clip, self._meta_frames(lq_tree, clip, n, meta_info_file))
-                      for clip, n, _ in read_video_meta_info(meta_info_file)]
-        if self.gt_root is not None:
-            gt_tree = ClipTree(self.gt_root, backend)
-            if meta_info_file is None:  # a clip on one side only would be averaged out of the table silently
-                self._match_clip_sets(gt_tree, [clip for clip, _ in listed])
+            meta = read_video_meta_info(meta_info_file)
+            check_clip_sides([clip for clip, _, _ in meta], lq_tree, gt_tree, meta_info_file)
+            listed = [(clip, self._meta_frames(lq_tree, clip, n, meta_info_file)) for clip, n, _ in meta]
+        if gt_tree is not None:
             for clip, stems in listed:
                 self._match_gt(gt_tree, clip, stems)
         if self.max_frames is not None:
@@ -65,15 +66,6 @@ class GenericVideoTestDataset(data.Dataset):
             raise DataError(f"clip '{clip}': meta_info_file {meta_info_file} says {num_frames} frames but "
                             f"{tree.locate(clip, '*')} matches {len(stems)}.")
         return stems
-
-    def _match_clip_sets(self, gt_tree, lq_clips):
-        gt_clips = list(gt_tree.clips())
-        only_lq = sorted(set(lq_clips) - set(gt_clips))
-        only_gt = sorted(set(gt_clips) - set(lq_clips))
-        if only_lq or only_gt:
-            raise DataError(f'GT clips in {self.gt_root} and LQ clips in {self.lq_root} differ: missing in GT: '
-                            f'{only_lq or "none"}, missing in LQ: {only_gt or "none"} (give a meta_info_file to '
-                            'test on a subset).')
 
     @staticmethod
     def _match_gt(gt_tree, clip, lq_stems):

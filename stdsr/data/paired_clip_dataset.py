@@ -5,9 +5,9 @@ from torch.utils import data as data
 
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils.registry import DATASET_REGISTRY
-from stdsr.data.clip_io import (LOADER_KEYS, ClipTree, DataError, FrameReader, check_options, check_pair_sizes,
-                                check_same_size, frame_stems, frames_to_tensor, io_backend_type, positive_int,
-                                read_video_meta_info)
+from stdsr.data.clip_io import (LOADER_KEYS, ClipTree, DataError, FrameReader, check_clip_sides, check_options,
+                                check_pair_sizes, check_same_size, frame_stems, frames_to_tensor, io_backend_type,
+                                positive_int, read_video_meta_info)
 
 
 @DATASET_REGISTRY.register()
@@ -72,6 +72,7 @@ class PairedClipDataset(data.Dataset):
     def _index_clips(self, meta, backend, tmpl, start_frame):
         """Check every clip is long enough and fully present in both trees (one listdir / key lookup per clip)."""
         gt_tree, lq_tree = ClipTree(self.gt_root, backend), ClipTree(self.lq_root, backend)
+        check_clip_sides([clip for clip, _, _ in meta], lq_tree, gt_tree, self.opt['meta_info_file'])
         span = (self.num_frame - 1) * max(self.interval_list) + 1
         clips = []
         for clip, num_frames, _ in meta:

@@ -31,7 +31,7 @@ from stdsr.config.options import parse_options
 from stdsr.errors import OptionError
 from stdsr.runtime.resume import choose_resume_state
 from stdsr.runtime.run_lock import RunLock
-from stdsr.runtime.preflight import check_launcher, decode_first_sample
+from stdsr.runtime.preflight import check_launcher, check_pretrained_networks, decode_first_sample
 from stdsr.utils.output_paths import check_writable_dir
 from stdsr.runtime.rng_state import restore_rank_rng_state
 
@@ -126,6 +126,7 @@ def _train_locked(opt, args):
         decode_first_sample(loader.dataset, f"val ({loader.dataset.opt.get('name')})")
     if resume_state is not None:
         point_networks_at_resume(opt, resume_state['iter'])
+    check_pretrained_networks(opt)  # a file that is not a checkpoint (or does not fit) is one line, here
     model = build_model(opt)
 
     if opt['rank'] == 0:

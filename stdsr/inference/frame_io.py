@@ -13,7 +13,7 @@ import cv2
 
 from stdsr.data.clip_io import natural_key
 from stdsr.errors import InferenceInputError
-from stdsr.utils.atomic_files import merge_folder_into, partial_path
+from stdsr.utils.atomic_files import partial_path, publish_folder
 from stdsr.utils.cli import UserInputError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -106,8 +106,8 @@ def open_source(path):
 
 
 class FolderSink:
-    """PNG per frame (the input's frame names, or ``00000000.png``...), written into ``<folder>.partial`` and
-    moved into ``folder`` when every frame is written."""
+    """PNG per frame (the input's frame names, or ``00000000.png``...), written into ``<folder>.partial`` that
+    replaces ``folder`` as a whole when every frame is written (no frame of an earlier output survives)."""
 
     def __init__(self, folder, names=None):
         self.folder, self.names, self.count = folder, names, 0
@@ -126,7 +126,7 @@ class FolderSink:
     def close(self):
         if self.count == 0:
             return
-        merge_folder_into(self.tmp_folder, self.folder)
+        publish_folder(self.tmp_folder, self.folder, replace=True)  # check_output: absent, empty or --overwrite
 
     def abort(self):
         shutil.rmtree(self.tmp_folder, ignore_errors=True)
@@ -163,8 +163,8 @@ class VideoSink:
 
 
 def check_output(path, overwrite):
-    """An existing video, or a folder with images in it, is replaced only with --overwrite; the place must be
-    writable. Checked before any model is loaded."""
+    """An existing video, or a non-empty folder, is replaced (as a whole) only with --overwrite; the place must
+    be writable. Checked before any model is loaded."""
     from stdsr.utils.output_paths import check_output_file, check_writable_dir
     if is_video_path(path):
         if osp.exists(path) and not overwrite:
@@ -174,6 +174,6 @@ def check_output(path, overwrite):
     if osp.exists(path) and not osp.isdir(path):
         raise InferenceInputError(f'output {path} exists and is not a folder (a video needs one of '
                                   f'{", ".join(VIDEO_EXTENSIONS)})')
-    if osp.isdir(path) and not overwrite and any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(path)):
-        raise InferenceInputError(f'output folder {path} already holds images; pass --overwrite to write over them')
+    if osp.isdir(path) and not overwrite and any(os.scandir(path)):
+        raise InferenceInputError(f'output folder {path} is not empty; pass --overwrite to replace it')
     check_writable_dir(path, 'output folder')

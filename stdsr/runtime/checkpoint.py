@@ -8,12 +8,14 @@ and mis-shaped keys. Writing: a job killed while ``torch.save`` streams to the f
 switch atomic on POSIX: the old checkpoint stays valid until the new one is complete.
 """
 import os
+import pickletools
 import re
+import zipfile
 from copy import deepcopy
 from os import path as osp
 
 import torch
-from stdsr.errors import CheckpointError, WeightsError
+from stdsr.errors import CheckpointError, DiskFullError, WeightsError
 from stdsr.utils.atomic_files import torch_save_atomic
 
 
@@ -33,9 +35,11 @@ def read_weights(ckpt_path, param_key=None, prefer=EVAL_KEYS, what='checkpoint')
     try:
         ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
     except Exception as err:  # truncated file, pickle with objects, not a torch file at all
-        raise WeightsError(f'cannot read {what} {ckpt_path}: {str(err).splitlines()[0]}') from err
+        raise WeightsError(f'{what} {ckpt_path} {describe_unreadable(ckpt_path, err)}') from err
     if not isinstance(ckpt, dict):
         raise WeightsError(f'{what} {ckpt_path} holds a {type(ckpt).__name__}, not a state_dict')
+    if TRAINING_STATE_KEYS <= set(ckpt):
+        raise WeightsError(f'{what} {ckpt_path} {IS_TRAINING_STATE}')
     if param_key is not None:
         if not isinstance(ckpt.get(param_key), dict):
             raise WeightsError(f"{what} {ckpt_path} has no '{param_key}' weights (keys: {sorted(ckpt)[:10]})")
@@ -47,6 +51,55 @@ def read_weights(ckpt_path, param_key=None, prefer=EVAL_KEYS, what='checkpoint')
         raise WeightsError(f"{what} {ckpt_path} is neither a BasicSR checkpoint ({'/'.join(prefer)}) nor a "
                            'state_dict of tensors')
     return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}, (key or 'state_dict')
+
+
+TRAINING_STATE_KEYS = frozenset({'iter', 'optimizers', 'schedulers'})
+IS_TRAINING_STATE = ('is a training state (a .state file: iter, optimizers, schedulers), not network weights; give '
+                     'the models/net_*_<iter>.pth of that iteration')
+
+
+def describe_unreadable(path, err):
+    """What ``path`` is, when ``torch.load`` refused it: torch's own words (``invalid load key``, a bare
+    ``KeyError: '101'`` for a text file, three paragraphs on ``weights_only``) do not say. Read without
+    unpickling anything."""
+    if zipfile.is_zipfile(path):
+        if TRAINING_STATE_KEYS <= _pickled_strings(path):
+            return IS_TRAINING_STATE
+        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(err))
+        if found:
+            return f'holds Python objects ({found.group(1)}), not only network weights'
+        return f'is a damaged PyTorch checkpoint ({(str(err).splitlines() or [type(err).__name__])[0]})'
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    if not head:
+        return 'is empty (0 bytes), not a PyTorch checkpoint'
+    if head.startswith(b'PK'):
+        return 'is a truncated PyTorch checkpoint (its zip archive is incomplete: an interrupted save or copy?)'
+    if b'\0' not in head:
+        try:
+            head.decode('utf-8')
+            return 'is a text file, not a PyTorch checkpoint'
+        except UnicodeDecodeError as bad:
+            if bad.start >= len(head) - 3:  # a character cut by the 4096-byte read
+                return 'is a text file, not a PyTorch checkpoint'
+    return 'is not a PyTorch checkpoint (no torch.save archive)'
+
+
+def _pickled_strings(zip_path):
+    """The strings of the pickle inside a ``torch.save`` archive (its dict keys among them), without loading it."""
+    with zipfile.ZipFile(zip_path) as archive:
+        name = next((n for n in archive.namelist() if n.endswith('/data.pkl') or n == 'data.pkl'), None)
+        if name is None:
+            return set()
+        data = archive.read(name)
+    strings = set()
+    try:
+        for _, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str):
+                strings.add(arg)
+    except Exception:  # a damaged pickle: the strings read so far
+        pass
+    return strings
 
 
 def check_state_dict_fits(net, state, label):
@@ -87,9 +140,12 @@ def build_with_weights(net_opt, ckpt_path, prefer, param_key=None, what='checkpo
 
 # ---------------------------------------------------------------------------------------------------- writing
 def atomic_torch_save(obj, path):
-    """``torch.save`` to ``path`` atomically; a failure is a :class:`CheckpointError` naming the file."""
+    """``torch.save`` to ``path`` atomically; a failure is a :class:`CheckpointError` naming the file (a full disk
+    the :class:`DiskFullError` of the atomic writer, which says so)."""
     try:
         torch_save_atomic(obj, path)
+    except DiskFullError:
+        raise
     except Exception as err:
         raise CheckpointError(f'could not save {path}: {err}; the previous checkpoint is untouched') from err
 

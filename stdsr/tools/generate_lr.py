@@ -22,7 +22,7 @@ def parse_args(argv=None):
     parser.add_argument('--output', '-o', required=True, help='LR root, mirrors --input')
     parser.add_argument('--mode', default='BI', type=str.upper, choices=MODES, help='degradation')
     parser.add_argument('--scale', default=4, type=int, choices=SCALES, help='downsampling factor')
-    parser.add_argument('--overwrite', action='store_true', help='write into a non-empty output folder')
+    parser.add_argument('--overwrite', action='store_true', help='replace a non-empty output folder (as a whole)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return parser.parse_args(argv)
 

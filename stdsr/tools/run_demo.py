@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 from os import path as osp
+
 from stdsr.errors import DemoError
+from stdsr.utils.atomic_files import write_text_atomic
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_OPTIONS = osp.join('options', 'train', 'STD', 'demo')
@@ -42,15 +44,29 @@ def run_step(label, cmd, log_path):
         raise DemoError(f'{label} failed (exit {proc.returncode}); full log: {log_path}\n' + ''.join(tail))
 
 
+def one_device_overrides():
+    """``--force_yml num_gpu=1`` when more than one CUDA device is visible, else nothing (CPU, one GPU): the demo
+    options say ``num_gpu: auto``, which on a multi-GPU machine is DataParallel over all of them, which
+    distillation refuses; the demo is sized for one device."""
+    import torch  # imported here: the rest of the demo driver only starts subprocesses
+
+    return ['--force_yml', 'num_gpu=1'] if torch.cuda.device_count() > 1 else []
+
+
+def train_command(option_file, exp):
+    """The training command of one step: ``--auto_resume`` when an interrupted run left states, one device."""
+    cmd = [sys.executable, '-m', 'stdsr.train', '-opt', osp.join(DEMO_OPTIONS, option_file)]
+    if osp.isdir(osp.join(exp, 'training_states')):
+        cmd.append('--auto_resume')
+    return cmd + one_device_overrides()
+
+
 def train_step(label, option_file, name, log_dir):
     exp = osp.join(REPO, 'experiments', name)
     if osp.isfile(osp.join(exp, 'models', 'net_g_latest.pth')):
         print(f'[demo] {label}: reusing {osp.relpath(exp, REPO)} (delete it to retrain)', flush=True)
         return
-    cmd = [sys.executable, '-m', 'stdsr.train', '-opt', osp.join(DEMO_OPTIONS, option_file)]
-    if osp.isdir(osp.join(exp, 'training_states')):
-        cmd.append('--auto_resume')
-    run_step(f'training the {label}', cmd, osp.join(log_dir, f'{name}.log'))
+    run_step(f'training the {label}', train_command(option_file, exp), osp.join(log_dir, f'{name}.log'))
 
 
 SET_TITLES = {
@@ -120,8 +136,7 @@ def main(argv=None):
     with open(osp.join(bench_dir, 'results.json')) as f:
         results = json.load(f)
     summary = format_summary(results, ['demo', 'demo_real'], time.time() - start)
-    with open(osp.join(out, 'summary.md'), 'w') as f:
-        f.write(summary)
+    write_text_atomic(osp.join(out, 'summary.md'), summary)
     print('\n' + summary + f'\n[demo] written to {osp.relpath(osp.join(out, "summary.md"), REPO)}', flush=True)
     export_std_student(out)
 

@@ -1,8 +1,10 @@
 """Outputs that appear complete or not at all: write under a temporary name next to the target, then rename.
 
 A half-written LMDB, LR tree or report is worse than none: a rerun refuses it as "already exists", or a later
-step reads it as if it were whole. ``os.replace`` within one folder is atomic on POSIX.
+step reads it as if it were whole. ``os.replace`` within one folder is atomic on POSIX. A full disk (or quota) is
+reported here, for every writer, as one :class:`DiskFullError` naming the file, once the temporary is removed.
 """
+import errno
 import io
 import json
 import os
@@ -10,6 +12,33 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from os import path as osp
+
+from stdsr.errors import DiskFullError
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# The same condition where it does not arrive as an OSError: python-lmdb's ``lmdb.Error`` carries the strerror
+# text, torch.save's zip writer raises a RuntimeError ("PytorchStreamWriter failed writing file data/0: file
+# write failed", "[enforce fail at inline_container.cc] . unexpected pos 1216 vs 1110").
+_DISK_FULL_TEXTS = tuple(os.strerror(code) for code in DISK_FULL_ERRNOS)
+_TORCH_WRITER_TEXTS = ('PytorchStreamWriter failed writing', 'unexpected pos')
+
+
+def is_disk_full(err):
+    """Whether ``err`` (raised while writing) means the disk or the quota is full."""
+    if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+        return True
+    texts = _DISK_FULL_TEXTS + (_TORCH_WRITER_TEXTS if isinstance(err, RuntimeError) else ())
+    return isinstance(err, Exception) and any(text in str(err) for text in texts)
+
+
+def raise_if_disk_full(path, err):
+    """Re-raise ``err`` as one :class:`DiskFullError` line naming ``path`` when it means a full disk; else return
+    (the caller re-raises ``err`` itself)."""
+    if isinstance(err, DiskFullError) or not is_disk_full(err):
+        return
+    cause = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    raise DiskFullError(f'cannot write {path}: the disk is full ({cause}); its previous version, if any, is '
+                        'untouched and no partial file is left: free some space and run again') from err
 
 
 def partial_path(final):
@@ -28,15 +57,24 @@ def remove_path(path):
 @contextmanager
 def atomic_folder(final, replace=False):
     """Yield a fresh temporary folder; on success it becomes ``final`` (an existing ``final`` is replaced only
-    with ``replace``), on any error it is removed and ``final`` is untouched."""
+    with ``replace``, see :func:`publish_folder`), on any error it is removed and ``final`` is untouched."""
     tmp = partial_path(final)
     remove_path(tmp)  # a leftover of an earlier killed run
     os.makedirs(tmp)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as err:
         remove_path(tmp)
+        raise_if_disk_full(final, err)
         raise
+    publish_folder(tmp, final, replace)
+
+
+def publish_folder(tmp, final, replace=False):
+    """Make the finished folder ``tmp`` the folder ``final``, as a whole: an existing ``final`` (only with
+    ``replace``) is renamed aside, ``tmp`` renamed in, then the old one removed. No file of the old output
+    survives into the new one (a merge would keep frames of a longer earlier run), and ``final`` is never half
+    old, half new."""
     if osp.lexists(final):
         if not replace:
             remove_path(tmp)
@@ -48,18 +86,6 @@ def atomic_folder(final, replace=False):
         remove_path(old)
     else:
         os.replace(tmp, final)
-
-
-def merge_folder_into(src, dst):
-    """Move every file of tree ``src`` into ``dst`` (replacing same-named files, keeping others), then drop
-    ``src``: how an ``--overwrite`` into a non-empty folder publishes a finished temporary tree."""
-    for dirpath, _, filenames in os.walk(src):
-        rel = osp.relpath(dirpath, src)
-        target_dir = osp.normpath(osp.join(dst, rel))
-        os.makedirs(target_dir, exist_ok=True)
-        for name in filenames:
-            os.replace(osp.join(dirpath, name), osp.join(target_dir, name))
-    shutil.rmtree(src)
 
 
 def _umask():
@@ -84,9 +110,10 @@ def atomic_file(path, mode='w'):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if osp.lexists(tmp):
             os.remove(tmp)
+        raise_if_disk_full(path, err)
         raise
 
 
@@ -129,13 +156,14 @@ def write_files_together(files, out_dir):
     temps = []
     try:
         for name, data in files.items():
-            tmp = osp.join(out_dir, f'.{name}.partial')
-            with open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
+            temps.append((osp.join(out_dir, f'.{name}.partial'), osp.join(out_dir, name)))
+            with open(temps[-1][0], 'wb' if isinstance(data, bytes) else 'w') as f:
                 f.write(data)
-            temps.append((tmp, osp.join(out_dir, name)))
-    except BaseException:
+    except BaseException as err:
         for tmp, _ in temps:
-            os.remove(tmp)
+            if osp.lexists(tmp):
+                os.remove(tmp)
+        raise_if_disk_full(temps[-1][1] if temps else out_dir, err)
         raise
     for tmp, final in temps:
         os.replace(tmp, final)

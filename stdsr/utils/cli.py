@@ -21,9 +21,25 @@ def debug_requested(argv=None):
     return '--debug' in argv or os.environ.get(DEBUG_ENV, '') not in ('', '0')
 
 
+def original_message(error):
+    """The message ``error`` was raised with, also when a DataLoader worker raised it.
+
+    torch re-raises a worker's exception in the main process as the same type, but with a message of
+    ``Caught X in DataLoader worker process N. Original Traceback ...`` and the worker's whole traceback; the
+    original message is what follows the traceback's last ``module.X: ``."""
+    message = str(error)
+    if not (message.startswith('Caught ') and '\nOriginal Traceback' in message):
+        return message
+    cls = type(error)
+    name = cls.__qualname__ if cls.__module__ in ('builtins', '__main__') else f'{cls.__module__}.{cls.__qualname__}'
+    at = message.rfind(f'\n{name}: ')
+    return message[at + len(name) + 3:] if at >= 0 else message
+
+
 def format_error(prog, error):
-    """``prog: error: message`` on one line (newlines of multi-line messages folded into '; ')."""
-    message = str(error).strip() or type(error).__name__
+    """``prog: error: message`` on one line (newlines of multi-line messages folded into '; '; an error from a
+    DataLoader worker as its own message, see :func:`original_message`)."""
+    message = original_message(error).strip() or type(error).__name__
     if isinstance(error, KeyError) and message.startswith(("'", '"')):
         message = message[1:-1]  # KeyError quotes its message
     return f"{prog}: error: {'; '.join(line.strip() for line in message.splitlines() if line.strip())}"

@@ -19,6 +19,7 @@ from basicsr.models import build_model
 from e2e_helpers import (DEMO_OPTIONS, REPO_ROOT, build_training_model, first_batch, logged_iters, logged_losses, read_train_log, run_module,
                          tiny_edvr_overrides, tiny_run_overrides)
 from stdsr.data.clip_io import DataError
+from stdsr.errors import DiskFullError
 from stdsr.models.clip_vsr_model import NonFiniteLossError
 from stdsr.runtime.checkpoint import CheckpointError, atomic_torch_save, prune_checkpoints
 from stdsr.runtime.dist import init_dist_from_options
@@ -97,7 +98,8 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError(28, 'No space left on device')
 
     monkeypatch.setattr(torch, 'save', disk_full)
-    with pytest.raises(CheckpointError, match=r'net_g_4\.pth.*No space left on device.*previous checkpoint'):
+    with pytest.raises(DiskFullError, match=r'net_g_4\.pth: the disk is full.*No space left on device.*previous '
+                                         r'version.* is untouched'):
         atomic_torch_save({'params': {'w': torch.zeros(2)}}, path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ['net_g_4.pth']  # no temporary file left behind

@@ -139,3 +139,200 @@ def test_compare_plan_label_must_be_a_plain_name(tmp_path, label):
     with pytest.raises(cd.CompareError, match=r'label must be a plain folder name'):
         cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
     assert not (tmp_path / 'w').exists()
+
+
+# ---------------------------------------------------------------------------------------------------- issue 22, part 2
+def test_a_data_error_in_a_loader_worker_is_its_own_one_line(tmp_path, capsys):
+    import torch
+
+    from conftest import make_clip_set
+    from stdsr.data.clip_io import DataError
+    from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
+    from stdsr.utils.cli import format_error, run_cli
+    cs = make_clip_set(str(tmp_path / 'set'), num_frames=2)
+    bad = tmp_path / 'set' / 'LQ' / 'city' / '00000001.png'
+    bad.write_bytes(b'not a png')
+    dataset = GenericVideoTestDataset(dict(name='val', type='GenericVideoTestDataset', phase='val', scale=cs.scale,
+                                           dataroot_gt=cs.gt_root, dataroot_lq=cs.lq_root,
+                                           io_backend={'type': 'disk'}))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=1)
+    with pytest.raises(DataError) as err:
+        list(loader)
+    assert 'DataLoader worker process 0' in str(err.value)  # torch's wrapping, with the worker's traceback
+    own = f'frame {bad} does not decode as an image.'
+    assert format_error('stdsr.test', err.value) == f'stdsr.test: error: {own}'
+
+    def main(_):
+        list(torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=1))
+    capsys.readouterr()
+    assert run_cli('stdsr.test', main, []) == 2
+    assert capsys.readouterr().err == f'stdsr.test: error: {own}\n'
+
+
+def _not_a_checkpoint(tmp_path, kind):
+    import random
+
+    import numpy as np
+    import torch
+    path = tmp_path / {'text': 'notes.pth', 'state': '4.state', 'truncated': 'net_g_4.pth'}[kind]
+    if kind == 'text':
+        path.write_text('these are my notes\n')
+    elif kind == 'state':  # what the model's save_training_state writes (rng: numpy objects)
+        torch.save({'epoch': 0, 'iter': 4, 'optimizers': [{'state': {}, 'param_groups': []}], 'schedulers': [{}],
+                    'rng': {'python': random.getstate(), 'numpy': np.random.get_state()}}, path)
+    else:
+        torch.save({'params': {'w': torch.zeros(64)}}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    return path
+
+
+@pytest.mark.parametrize('kind, says', [
+    ('text', 'is a text file, not a PyTorch checkpoint'),
+    ('state', r'is a training state \(a \.state file: iter, optimizers, schedulers\), not network weights'),
+    ('truncated', r'is a truncated PyTorch checkpoint'),
+])
+def test_a_file_that_is_not_a_checkpoint_is_named_and_said_what_it_is(tmp_path, kind, says):
+    from stdsr.runtime.checkpoint import WeightsError, read_weights
+    path = _not_a_checkpoint(tmp_path, kind)
+    with pytest.raises(WeightsError, match=rf'^option path\.pretrain_network_g {path} {says}') as err:
+        read_weights(str(path), what='option path.pretrain_network_g')
+    assert '\n' not in str(err.value) and 'load key' not in str(err.value) and 'weights_only' not in str(err.value)
+
+
+def test_a_training_state_given_as_pretrain_network_stops_training_before_any_folder(tiny_demo_root, tmp_path):
+    from stdsr.runtime.checkpoint import WeightsError
+    state = _not_a_checkpoint(tmp_path, 'state')
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 2, 'st') + [f'path:pretrain_network_g={str(state)!r}']
+    with pytest.raises(WeightsError, match=rf'pretrain_network_g.* {state} is a training state'):
+        _train(force, tmp_path)
+    assert not (tmp_path / 'experiments' / 'st').exists()
+
+
+def _torch_full_disk(obj, f):
+    f.write(b'PK half a checkpoint')
+    raise RuntimeError('[enforce fail at inline_container.cc:626] . unexpected pos 1216 vs 1110')
+
+
+def _oserror_full_disk(obj, f):
+    import errno
+    f.write(b'PK half a checkpoint')
+    raise OSError(errno.ENOSPC, 'No space left on device')
+
+
+@pytest.mark.parametrize('writer', [_torch_full_disk, _oserror_full_disk])
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_old_one(tmp_path, monkeypatch, writer):
+    import torch
+
+    from stdsr.errors import DiskFullError
+    from stdsr.runtime.checkpoint import atomic_torch_save, read_weights
+    path = tmp_path / 'net_g_4.pth'
+    atomic_torch_save({'params': {'w': torch.ones(3)}}, str(path))
+    monkeypatch.setattr(torch, 'save', writer)
+    with pytest.raises(DiskFullError, match=rf'^cannot write {path}: the disk is full \(') as err:
+        atomic_torch_save({'params': {'w': torch.zeros(3)}}, str(path))
+    assert '\n' not in str(err.value)
+    monkeypatch.undo()
+    assert torch.equal(read_weights(str(path))[0]['w'], torch.ones(3))  # the previous checkpoint, whole
+    assert os.listdir(tmp_path) == ['net_g_4.pth']  # no temporary left
+
+
+def test_a_full_disk_while_writing_a_report_or_a_folder_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from stdsr.errors import DiskFullError
+    from stdsr.utils.atomic_files import atomic_file, atomic_folder, write_files_together, write_text_atomic
+    report = tmp_path / 'metrics.md'
+    write_text_atomic(report, 'old\n')
+    with pytest.raises(DiskFullError, match=rf'cannot write {report}: the disk is full'):
+        with atomic_file(report) as f:
+            f.write('new')
+            raise OSError(errno.EDQUOT, 'Disk quota exceeded')
+    assert report.read_text() == 'old\n'
+    lmdb_path = tmp_path / 'x.lmdb'
+
+    class LmdbDiskError(Exception):  # how python-lmdb reports ENOSPC: its own class, the strerror text
+        pass
+    with pytest.raises(DiskFullError, match=rf'cannot write {lmdb_path}: the disk is full'):
+        with atomic_folder(str(lmdb_path)) as tmp:
+            open(os.path.join(tmp, 'data.mdb'), 'wb').close()
+            raise LmdbDiskError(f'{tmp}: No space left on device')
+    real_open = open
+
+    def full_open(path, mode='r', *args, **kwargs):
+        if str(path).endswith('.results.csv.partial'):
+            raise OSError(errno.ENOSPC, 'No space left on device', str(path))
+        return real_open(path, mode, *args, **kwargs)
+    monkeypatch.setattr('builtins.open', full_open)
+    with pytest.raises(DiskFullError, match=r'cannot write .*results\.csv: the disk is full'):
+        write_files_together({'results.md': 'a', 'results.csv': 'b'}, str(tmp_path / 'bench'))
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ['bench', 'metrics.md'] and os.listdir(tmp_path / 'bench') == []
+
+
+def test_generate_lr_overwrite_replaces_the_tree_and_a_failure_keeps_the_old_one(tmp_path):
+    import cv2
+    import numpy as np
+
+    from stdsr.data.preparation.lr_tree import PreparationError, generate_lr
+    gt = tmp_path / 'GT' / 'city'
+    gt.mkdir(parents=True)
+    for i in range(2):
+        cv2.imwrite(str(gt / f'{i:08d}.png'), np.full((16, 16, 3), 40 * i, np.uint8))
+    out = tmp_path / 'LR'
+    generate_lr(str(tmp_path / 'GT'), str(out), scale=4, progress=False)
+    (out / 'city' / '00000099.png').write_bytes(b'a frame of a longer earlier run')
+    generate_lr(str(tmp_path / 'GT'), str(out), scale=2, overwrite=True, progress=False)
+    assert sorted(os.listdir(out / 'city')) == ['00000000.png', '00000001.png']  # the stale frame is gone
+    assert cv2.imread(str(out / 'city' / '00000000.png')).shape == (8, 8, 3)
+    (gt / '00000001.png').write_bytes(b'corrupt')
+    with pytest.raises(PreparationError, match='00000001.png'):
+        generate_lr(str(tmp_path / 'GT'), str(out), scale=4, overwrite=True, progress=False)
+    assert cv2.imread(str(out / 'city' / '00000000.png')).shape == (8, 8, 3)  # the x2 tree, intact
+    assert sorted(os.listdir(tmp_path)) == ['GT', 'LR']  # no partial tree left
+
+
+def test_an_inference_folder_output_is_replaced_as_a_whole(tmp_path):
+    import numpy as np
+
+    from stdsr.inference.frame_io import FolderSink, InferenceInputError, check_output
+    out = tmp_path / 'sr'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')
+    with pytest.raises(InferenceInputError, match='is not empty; pass --overwrite'):
+        check_output(str(out), overwrite=False)  # would be swapped away: refused without --overwrite
+    (out / 'f9.png').write_bytes(b'stale frame of an earlier output')
+    check_output(str(out), overwrite=True)
+    sink = FolderSink(str(out), ['f1'])
+    sink.write(np.zeros((4, 4, 3), np.uint8))
+    sink.close()
+    assert sorted(os.listdir(out)) == ['f1.png']
+    failed = FolderSink(str(out), ['g1', 'g2'])
+    failed.write(np.zeros((4, 4, 3), np.uint8))
+    failed.abort()
+    assert sorted(os.listdir(out)) == ['f1.png'] and sorted(os.listdir(tmp_path)) == ['sr']
+
+
+@pytest.mark.parametrize('side', ['GT', 'LQ'])
+def test_a_meta_info_clip_missing_on_one_side_names_the_clips_and_the_side(tmp_path, side):
+    import re
+    import shutil
+
+    from conftest import make_clip_set
+    from stdsr.data.clip_io import DataError
+    from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
+    from stdsr.data.paired_clip_dataset import PairedClipDataset
+    from stdsr.tools.benchmark.datasets import BenchmarkSet, DatasetSpec
+    cs = make_clip_set(str(tmp_path / 'set'), clip_names=('calendar', 'city', 'walk', 'zoo'), num_frames=2)
+    for clip in ('walk', 'zoo'):
+        shutil.rmtree(tmp_path / 'set' / side / clip)
+    missing = {'GT': r"missing in GT: \['walk', 'zoo'\], missing in LQ: none",
+               'LQ': r"missing in GT: none, missing in LQ: \['walk', 'zoo'\]"}[side]
+    pattern = rf'clips listed in meta_info_file {re.escape(cs.meta_info)} are not all there: {missing}'
+    common = dict(scale=cs.scale, dataroot_gt=cs.gt_root, dataroot_lq=cs.lq_root, io_backend={'type': 'disk'},
+                  meta_info_file=cs.meta_info)
+    with pytest.raises(DataError, match=pattern):
+        GenericVideoTestDataset(dict(common, name='val', type='GenericVideoTestDataset', phase='val'))
+    with pytest.raises(DataError, match=pattern):
+        PairedClipDataset(dict(common, name='train', type='PairedClipDataset', phase='train', num_frame=1))
+    with pytest.raises(DataError, match=pattern):
+        BenchmarkSet(DatasetSpec('set', cs.gt_root, cs.lq_root, meta_info_file=cs.meta_info))

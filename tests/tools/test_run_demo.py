@@ -39,3 +39,14 @@ def test_summary_has_a_table_per_test_set():
     assert '## Held-out demo test clips' in text and '## Real-motion test clips' in text
     assert '| STD student | 4,000 | 26.2500 | 0.7000 | - | 1.0 |' in text
     assert text.count('STD - baseline:') == 2 and 'STD - baseline: +0.2500 dB, 25% of the teacher-student gap' in text
+
+
+def test_training_steps_ask_for_one_device_when_several_are_visible(monkeypatch, tmp_path):
+    import torch
+    for count, extra in ((0, []), (1, []), (4, ['--force_yml', 'num_gpu=1'])):
+        monkeypatch.setattr(torch.cuda, 'device_count', lambda count=count: count)
+        cmd = run_demo.train_command('train_VESPCN_teacher_demo.yml', str(tmp_path / 'fresh'))
+        assert cmd[1:] == ['-m', 'stdsr.train', '-opt', 'options/train/STD/demo/train_VESPCN_teacher_demo.yml'] + extra
+    (tmp_path / 'interrupted' / 'training_states').mkdir(parents=True)
+    cmd = run_demo.train_command('train_VESPCN_teacher_demo.yml', str(tmp_path / 'interrupted'))
+    assert cmd[-3:] == ['--auto_resume', '--force_yml', 'num_gpu=1']  # an option of stdsr.train, not of --force_yml

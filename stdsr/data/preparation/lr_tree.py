@@ -3,8 +3,8 @@
 Input ``<gt_root>/<clip>/<frame>.png`` (or a flat folder, or any deeper tree); the output mirrors it as
 ``<out_root>/<clip>/<frame stem>.png``. GT sides that do not divide by the scale are mod-cropped first
 (bottom/right), so evaluation must mod-crop its GT the same way. The whole tree is written into a temporary
-sibling folder and renamed (or, with ``overwrite``, merged) only when every frame is done: a corrupt GT frame
-stops the run naming the file and leaves no partial tree.
+sibling folder and renamed (with ``overwrite``, swapped in for the old tree as a whole) only when every frame
+is done: a corrupt GT frame stops the run naming the file and leaves no partial tree, and the old one intact.
 """
 import os
 from os import path as osp
@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from stdsr.data.lr_degradation import check_mode, check_scale, downsample
 from stdsr.errors import PreparationError
-from stdsr.utils.atomic_files import atomic_folder, merge_folder_into, partial_path
+from stdsr.utils.atomic_files import atomic_folder
 from stdsr.utils.cli import UserInputError
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -62,7 +62,7 @@ def check_lr_output(gt_root, out_root, overwrite):
     if osp.exists(out_root) and not osp.isdir(out_root):
         raise PreparationError(f'output {out_root} is a file')
     if is_non_empty_dir(out_root) and not overwrite:
-        raise PreparationError(f'output {out_root} is not empty; pass --overwrite to write into it')
+        raise PreparationError(f'output {out_root} is not empty; pass --overwrite to replace it')
     from stdsr.utils.output_paths import check_writable_dir
     check_writable_dir(osp.dirname(osp.abspath(out_root)), 'folder of the output')
 
@@ -70,8 +70,8 @@ def check_lr_output(gt_root, out_root, overwrite):
 def generate_lr(gt_root, out_root, mode='BI', scale=4, overwrite=False, progress=True):
     """Degrade every GT image into ``out_root`` (PNG, same relative path and stem). Returns the count.
 
-    A non-empty ``out_root`` is refused unless ``overwrite``; with it, files are replaced and unrelated files
-    already there are left alone.
+    A non-empty ``out_root`` is refused unless ``overwrite``; with it, the new tree replaces the old one as a
+    whole (no frame of an earlier, longer or differently named run is left among the new ones).
     """
     try:
         mode, scale = check_mode(mode), check_scale(scale)
@@ -79,15 +79,11 @@ def generate_lr(gt_root, out_root, mode='BI', scale=4, overwrite=False, progress
         raise PreparationError(str(err)) from None
     check_lr_output(gt_root, out_root, overwrite)
     rel_paths = list_images(gt_root)
-    merge = osp.isdir(out_root)
-    target = partial_path(out_root) + '.new' if merge else out_root
-    with atomic_folder(target) as tmp:
+    with atomic_folder(out_root, replace=osp.isdir(out_root)) as tmp:  # checked above: empty or overwrite
         for rel in tqdm(rel_paths, unit='img', desc=f'{mode}x{scale}', disable=not progress):
             lr = downsample(read_image(osp.join(gt_root, rel)), scale, mode)
             dst = osp.join(tmp, osp.splitext(rel)[0] + '.png')
             os.makedirs(osp.dirname(dst), exist_ok=True)
             if not cv2.imwrite(dst, lr):
                 raise PreparationError(f'cannot write {dst}')
-    if merge:
-        merge_folder_into(target, out_root)
     return len(rel_paths)

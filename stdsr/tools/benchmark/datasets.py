@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import yaml
 
-from stdsr.data.clip_io import FrameReader, list_clip_tree
+from stdsr.data.clip_io import ClipTree, FrameReader, check_clip_sides, read_video_meta_info
 from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
 from stdsr.data.lr_degradation import check_mode, check_scale, downsample, mod_crop
 from stdsr.errors import BenchmarkError
@@ -139,9 +139,18 @@ class BenchmarkSet:
 
     @staticmethod
     def _pair_scale(spec, backend):
-        """GT/LR size ratio of the first frame pair; it must be one integer for both sides."""
-        lq_clips = list_clip_tree(spec.lq_root, backend)
-        clip, frames = next(iter(lq_clips.items()))
+        """GT/LR size ratio of the first frame pair; it must be one integer for both sides. The clips to score are
+        checked on both sides first (the dataset's own check), so a clip missing on one side is named as such."""
+        lq_tree, gt_tree = ClipTree(spec.lq_root, backend), ClipTree(spec.gt_root, backend)
+        if spec.meta_info_file:
+            listed = [clip for clip, _, _ in read_video_meta_info(spec.meta_info_file)]
+        else:
+            listed = list(lq_tree.clips())
+        check_clip_sides(listed, lq_tree, gt_tree, spec.meta_info_file)
+        clip = listed[0]
+        frames = lq_tree.frames(clip)
+        if not frames:
+            raise BenchmarkError(f"data set '{spec.name}': clip '{clip}' has no frames in {spec.lq_root}")
         reader = FrameReader({'type': backend})
         lq, gt = reader.read(spec.lq_root, clip, frames[0]), reader.read(spec.gt_root, clip, frames[0])
         (h, w), (hh, ww) = lq.shape[:2], gt.shape[:2]
