@@ -2,14 +2,13 @@
 
 Raw distillation losses differ by orders of magnitude between pairs (a VESPCN pair's L_SD is ~100x an EDVR pair's),
 so one ``loss_weight`` cannot serve both. ``loss_share: s`` instead fixes lambda = s * mean(pixel) / mean(raw term),
-measured over ``calibration_iters`` steps and then held constant (a weight that kept following the
-losses would reward the student for inflating its distillation loss). The window opens after ``start_iter``
-iterations (the model passes the learning-rate warm-up: a ratio measured while the student barely moves says
-nothing about the rest of the run); before it lambda is 0. The first measured step only measures (lambda = 0);
-later calibration steps use the ratio of the steps so far. With ``track`` lambda is re-measured over every
-following window of ``calibration_iters`` steps and used for the next one (the weight is detached, so a term held at
-share s is a loss on log(raw term): it keeps pulling as the raw term falls, where a fixed lambda fades with it). The
-sums are rank-averaged, so every rank holds the same lambda, and they are buffers, so a resumed run keeps its lambda.
+measured over ``calibration_iters`` steps and then held constant (the default: the term fades as the student
+matches the teacher). The window may open after ``start_iter`` iterations (e.g. after the learning-rate warm-up);
+before it lambda is 0. The first measured step only measures (lambda = 0); later calibration steps use the ratio of
+the steps so far. With ``track`` lambda is re-measured over every following window of ``calibration_iters`` steps
+and used for the next one (the weight is detached, so a term held at share s is a loss on log(raw term): it keeps
+pulling as the raw term falls). docs/method.md has both measured on the validation split. The sums are
+rank-averaged, so every rank holds the same lambda, and they are buffers, so a resumed run keeps its lambda.
 """
 import torch
 from torch import nn as nn
