@@ -104,6 +104,7 @@ class SpaceDistillLoss(nn.Module):
 
 
 _td_forms = ['fixed', 'paper']
+_td_standardize = ['none', 'clip']
 
 
 @LOSS_REGISTRY.register()
@@ -130,6 +131,10 @@ class TimeDistillLoss(nn.Module):
     Our extensions: a learnable 1x1 conv ``adapter`` maps the student width to the teacher width when they differ
     (else identity), so the shared ConvLSTM sees equally wide inputs; it trains with the student in both forms and
     freezes with the ConvLSTM. ``pool`` > 1 average-pools F^SR before the ConvLSTM, which bounds its cost at HR.
+    ``standardize='clip'`` gives each stream's ConvLSTM input zero mean and unit variance per clip (over frames,
+    channels and pixels), so L_TD compares how F^SR is arranged and how it changes over the clip, not its scale: at
+    the start a fresh adapter's scale error alone makes raw L_TD ~200 (docs/method.md), and a weight calibrated
+    there is far too small once the adapter has learnt the scale.
 
     Args:
         student_channels (int): Channels of the student F^SR.
@@ -138,6 +143,7 @@ class TimeDistillLoss(nn.Module):
         kernel_size (int): ConvLSTM kernel size. Default: 3.
         pool (int): Average-pooling factor applied to F^SR first; 1 disables it. Default: 1.
         form (str): 'fixed' (default) or 'paper', see above.
+        standardize (str): 'none' (default) or 'clip', see above.
         freeze_threshold (float): Freeze the trainable modules (ConvLSTM in the paper's form, adapter) once the
             unweighted loss is below it. Default: 1e-8.
         loss_weight (float): Loss weight. Default: 1.0.
@@ -151,6 +157,7 @@ class TimeDistillLoss(nn.Module):
                  kernel_size=3,
                  pool=1,
                  form='fixed',
+                 standardize='none',
                  freeze_threshold=1e-8,
                  loss_weight=1.0,
                  eps=1e-8):
@@ -159,10 +166,14 @@ class TimeDistillLoss(nn.Module):
             raise ValueError(f'TimeDistillLoss pool must be a positive integer, got {pool}')
         if form not in _td_forms:
             raise ValueError(f'Unsupported TimeDistillLoss form: {form}. Supported ones are: {_td_forms}')
+        if standardize not in _td_standardize:
+            raise ValueError(f'Unsupported TimeDistillLoss standardize: {standardize}. Supported ones are: '
+                             f'{_td_standardize}')
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
         self.pool = int(pool)
         self.form = form
+        self.standardize = standardize
         self.freeze_threshold = freeze_threshold
         self.loss_weight = loss_weight
         self.eps = eps
@@ -228,7 +239,11 @@ class TimeDistillLoss(nn.Module):
             feat = F.avg_pool2d(feat, self.pool)
         if adapter is not None:
             feat = adapter(feat)
-        return feat.reshape(b, n, *feat.shape[1:])
+        feat = feat.reshape(b, n, *feat.shape[1:])
+        if self.standardize == 'clip':
+            flat = feat.flatten(1)
+            feat = ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + self.eps)).view_as(feat)
+        return feat
 
     def _final_cells(self, student_feat, teacher_feat):
         """Final cell states of both streams from ONE ConvLSTM pass over the two batches side by side.

@@ -32,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument('--clips-video-train', type=int, default=4, help='real-motion training clips')
     parser.add_argument('--clips-video-val', type=int, default=2, help='validation clips (held-back video tails)')
     parser.add_argument('--clips-test-real', type=int, default=3, help='real-motion test clips (the test video)')
+    parser.add_argument('--extra-photos', action='store_true',
+                        help="train on the wheel's other photographs too (the study's larger set; not make demo)")
     parser.add_argument('--scale', type=int, default=4, help='LR factor (BI degradation)')
     parser.add_argument('--lmdb', action='store_true', help='also pack the train split into LMDBs')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing demo set')

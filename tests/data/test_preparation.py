@@ -400,3 +400,21 @@ def test_vimeo90k_and_reds_modes(tmp_path):
     create_lmdb_script.main(['reds', '--input', str(reds)])
     assert sorted(read_lmdb(str(reds / 'train_sharp.lmdb'))) == ['000/00000000', '000/00000001', '011/00000000']
     assert read_lmdb(str(reds / 'train_sharp_bicubic.lmdb'))['011/00000000'].shape == (2, 2, 3)
+
+
+def test_extra_photos_add_training_sources_and_keep_every_other_clip():
+    """--extra-photos (the study's larger set) only adds training glides: the demo's clips, val and tests stay."""
+    base = DEMO_ARGS + ['--clips-train', str(2 * len(demo_clips.TRAIN_PHOTOS) + 2 * len(demo_clips.EXTRA_TRAIN_PHOTOS))]
+    plain, extra = demo.parse_args(base), demo.parse_args(base + ['--extra-photos'])
+    assert not set(demo_clips.EXTRA_TRAIN_PHOTOS) & set(demo_clips.TEST_PHOTOS)
+    assert 'cat' not in demo_clips.EXTRA_TRAIN_PHOTOS  # skimage's cat is chelsea, a test photo
+    for split in ('val', 'test', 'test_real'):
+        assert demo_clips.split_plan(split, plain) == demo_clips.split_plan(split, extra), split
+    sources = {entry[2][0] for entry in demo_clips.split_plan('train', extra) if entry[1] == 'photo'}
+    assert sources == set(demo_clips.TRAIN_PHOTOS) | set(demo_clips.EXTRA_TRAIN_PHOTOS)
+    clips_plain, clips_extra = demo_clips.render_split('train', plain), demo_clips.render_split('train', extra)
+    shared = set(clips_plain) & set(clips_extra)
+    assert {'astronaut_000', 'retina_001', 'bikes_000'} <= shared
+    assert all(np.array_equal(np.stack(clips_plain[c]), np.stack(clips_extra[c])) for c in shared)
+    grey = np.stack(clips_extra['brick_000'])
+    assert grey.shape == (4, 64, 64, 3) and np.array_equal(grey[..., 0], grey[..., 2]) and grey.std() > 5

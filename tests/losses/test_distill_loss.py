@@ -268,3 +268,24 @@ def test_fixed_form_freezes_its_adapter_and_never_trains_its_convlstm():
     fresh.load_state_dict(TimeDistillLoss(3, 5, hidden_channels=2).state_dict())  # not frozen: adapter trains again
     assert all(p.requires_grad for p in fresh.adapter.parameters())
     assert not any(p.requires_grad for p in fresh.convlstm.parameters())
+
+
+def test_time_loss_standardize_clip_ignores_each_streams_scale_and_offset():
+    """standardize='clip': a clip scaled and shifted (per clip, per stream) gives the same L_TD; 'none' does not."""
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 3, 4, 6, 6), torch.randn(2, 3, 4, 6, 6)
+    # clip 0 x10 + 3, clip 1 x0.1 - 1: every clip of the batch is standardized on its own
+    gain = torch.tensor([10.0, 0.1]).view(2, 1, 1, 1, 1)
+    shift = torch.tensor([3.0, -1.0]).view(2, 1, 1, 1, 1)
+    for standardize, invariant in (('clip', True), ('none', False)):
+        torch.manual_seed(1)
+        loss_fn = TimeDistillLoss(4, 4, hidden_channels=3, standardize=standardize)
+        plain = loss_fn(student, teacher).item()
+        moved = loss_fn(student * gain + shift, teacher * gain.flip(0) - shift).item()
+        assert (abs(moved - plain) < 1e-4 * plain) == invariant, (standardize, plain, moved)
+    # the arrangement still matters: a different student clip changes the standardized loss
+    loss_fn = TimeDistillLoss(4, 4, hidden_channels=3, standardize='clip')
+    assert abs(loss_fn(student, teacher).item() - loss_fn(torch.randn_like(student), teacher).item()) > 1e-3
+    assert loss_fn(teacher, teacher).item() < 1e-8
+    with pytest.raises(ValueError, match='standardize'):
+        TimeDistillLoss(4, 4, standardize='frame')

