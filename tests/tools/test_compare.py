@@ -272,6 +272,9 @@ def test_run_budgets_and_only_select_what_is_trained(compared, capsys):
     assert not (copy / 'runs' / 'EDVRS_STD_demo_seed0_iter1').exists()
     text = (copy / 'gain_vs_budget.md').read_text()
     assert '| EDVRS_STD_demo | — |' in text
+    # --budgets selects among the plan's budgets: the STD run (budgets [2]) is not trained at budget 1 alone
+    assert cd.main(['--plan', str(plan), '--budgets', '1', *rest]) == 0
+    assert '[compare] trained 0, reused 2, evaluated 0, failed 0' in capsys.readouterr().out
     with pytest.raises(cd.CompareError, match=r"--only \['nope'\]: no such run label"):
         cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan), '--only', 'nope']))
     plan.write_text(yaml.safe_dump({'seeds': [0], 'budgets': [1, 2],

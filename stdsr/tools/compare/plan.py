@@ -153,12 +153,16 @@ def resolve_settings(args):
         raise CompareError(str(err)) from None
     if bool(settings['test_gt']) != bool(settings['test_lq']):
         raise CompareError('--test-gt and --test-lq go together')
-    for entry in entries:  # a run may be trained at only some of the budgets (e.g. ablations at the shortest)
+    # a run may be trained at only some of the budgets (e.g. ablations at the shortest); they are checked against
+    # the plan's own budgets, so that --budgets on the command line selects among them (a run none of whose
+    # budgets is selected is not trained)
+    plan_budgets = sorted(set(plan.get('budgets') or []) | set(settings['budgets'] or []))
+    for entry in entries:
         if 'budgets' in entry:
             own = entry['budgets']
-            if not isinstance(own, list) or not own or not set(own) <= set(settings['budgets'] or []):
+            if not isinstance(own, list) or not own or not set(own) <= set(plan_budgets):
                 raise CompareError(f"plan run {entry['label']}: budgets must be a non-empty list of the plan's "
-                                   f"budgets {settings['budgets']}, got {own!r}")
+                                   f"budgets {plan_budgets}, got {own!r}")
     settings['only'] = args.only
     if args.only:
         unknown = sorted(set(args.only) - set(labels))
