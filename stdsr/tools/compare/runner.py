@@ -28,11 +28,16 @@ from stdsr.tools.compare.runs import resolve_teacher, metrics_options, evaluate,
 from stdsr.tools.compare.summary import summarize, paired_differences, format_paired, format_table, plot_chart
 
 
+def selected(run, settings):
+    """Whether ``--only`` (default: every run) names this run."""
+    return not settings.get('only') or run['label'] in settings['only']
+
+
 def wanted(run, iters, settings):
     """Whether this run is trained at this budget: its own ``budgets`` (default: all) and ``--only``."""
     if run['budgets'] is not None and iters not in run['budgets']:
         return False
-    return not settings.get('only') or run['label'] in settings['only']
+    return selected(run, settings)
 
 
 def run_comparison(settings):
@@ -44,9 +49,9 @@ def run_comparison(settings):
     """
     runs = prepare_runs(settings)
     budgets = settings.get('budgets') or [resolve_iters(runs, settings['iters'])]
-    selected = [run for run in runs if not settings.get('only') or run['label'] in settings['only']]
     # --only with no distilled run (e.g. the baselines, while the teacher still trains) needs no teacher
-    needs_teacher = not settings.get('only') or any('network_t' in run['opt'] for run in selected)
+    needs_teacher = not settings.get('only') or any('network_t' in run['opt']
+                                                    for run in runs if selected(run, settings))
     teacher = resolve_teacher(runs, settings) if needs_teacher else None
     os.makedirs(settings['work_dir'], exist_ok=True)
     report = {'trained': [], 'reused': [], 'evaluated': [], 'failed': []}
