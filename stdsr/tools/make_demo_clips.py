@@ -3,7 +3,7 @@
 The command line over :mod:`stdsr.data.preparation.demo_clips` (splits, layout, trajectories and determinism are
 described there). Output (``--scale 4``)::
 
-    <root>/{train,val,test,test_real}/{GT,BIx4}/<source>_<k:03d>/<frame:08d>.png
+    <root>/{train,val,test,test_real}/{GT,BIx4}/<source>_<k:03d>/<frame:08d>.png   # (+ val_sources: --holdout-photos)
     <root>/meta_info_demo_{train,test}.txt      # '<clip> <num_frames> (h,w,c)' of the GT frames
     <root>/train_GT.lmdb, <root>/train_BIx4.lmdb  # only with --lmdb; keys '<clip>/<frame:08d>'
 """
@@ -14,8 +14,8 @@ from os import path as osp
 
 import stdsr  # noqa: F401  (must precede basicsr: patches torchvision)
 from stdsr.data.lr_degradation import check_scale
-from stdsr.data.preparation.demo_clips import (SPLITS, build_lmdbs, lmdbs_complete, make_demo, output_paths,
-                                               pngs_complete, split_plan)
+from stdsr.data.preparation.demo_clips import (build_lmdbs, lmdbs_complete, make_demo, output_paths, pngs_complete,
+                                               source_photos, split_plan, splits)
 from stdsr.data.preparation.wheel_videos import VideoDataError
 
 
@@ -34,6 +34,10 @@ def parse_args(argv=None):
     parser.add_argument('--clips-test-real', type=int, default=3, help='real-motion test clips (the test video)')
     parser.add_argument('--extra-photos', action='store_true',
                         help="train on the wheel's other photographs too (the study's larger set; not make demo)")
+    parser.add_argument('--holdout-photos', nargs='+', metavar='NAME', default=[],
+                        help='keep these training photos out of training and val; glides over them form the '
+                        'val_sources split (validation on unseen sources, for choosing a teacher)')
+    parser.add_argument('--clips-val-sources', type=int, default=4, help='glides of the val_sources split')
     parser.add_argument('--scale', type=int, default=4, help='LR factor (BI degradation)')
     parser.add_argument('--lmdb', action='store_true', help='also pack the train split into LMDBs')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing demo set')
@@ -45,10 +49,16 @@ def parse_args(argv=None):
     if min(args.frames_train, args.frames_test, args.clips_train, args.clips_test, args.clips_val,
            args.clips_test_real) < 1 or min(args.clips_video_train, args.clips_video_val) < 0:
         parser.error('frame and clip counts must be >= 1 (video training/validation clips >= 0).')
+    unknown = [name for name in args.holdout_photos if name not in source_photos(args)]
+    if unknown:
+        choices = ', '.join(source_photos(args))
+        parser.error(f'--holdout-photos {unknown[0]}: not a training photo (choose from {choices}).')
+    if args.holdout_photos and args.clips_val_sources < 1:
+        parser.error('--clips-val-sources must be >= 1 with --holdout-photos.')
     if args.overwrite and args.skip_existing:
         parser.error('--overwrite and --skip-existing exclude each other.')
     try:
-        for split in SPLITS:  # fail on too large --size before anything is deleted
+        for split in splits(args):  # fail on too large --size (or nothing left to train on) before anything is deleted
             split_plan(split, args)
     except ValueError as err:
         parser.error(str(err))

@@ -418,3 +418,46 @@ def test_extra_photos_add_training_sources_and_keep_every_other_clip():
     assert all(np.array_equal(np.stack(clips_plain[c]), np.stack(clips_extra[c])) for c in shared)
     grey = np.stack(clips_extra['brick_000'])
     assert grey.shape == (4, 64, 64, 3) and np.array_equal(grey[..., 0], grey[..., 2]) and grey.std() > 5
+
+
+def test_holdout_photos_form_val_sources_and_leave_training_and_val(tmp_path, capsys):
+    """--holdout-photos: the named photos feed only the val_sources split (whole-photo glides); training and val
+    never see them; the tests stay; a remake without it removes the split; a wrong name is refused up front."""
+    base = DEMO_ARGS + ['--extra-photos', '--clips-val', '3']
+    held = demo.parse_args(base + ['--holdout-photos', 'camera', 'astronaut', '--clips-val-sources', '3'])
+    plain = demo.parse_args(base)
+    assert demo_clips.splits(held) == demo_clips.SPLITS + ('val_sources', )
+    assert demo_clips.splits(plain) == demo_clips.SPLITS
+
+    def photo_sources(split, args):
+        return {entry[2][0] for entry in demo_clips.split_plan(split, args) if entry[1] == 'photo'}
+
+    assert photo_sources('val_sources', held) == {'camera', 'astronaut'}
+    assert not photo_sources('train', held) & {'camera', 'astronaut'}
+    assert 'astronaut' in photo_sources('val', plain) and 'astronaut' not in photo_sources('val', held)
+    many = demo.parse_args(base + ['--clips-train', '13', '--holdout-photos', 'camera', 'astronaut'])
+    assert photo_sources('train', many) == set(demo_clips.source_photos(many)) - {'camera', 'astronaut'}
+    for split in ('test', 'test_real'):
+        assert demo_clips.split_plan(split, held) == demo_clips.split_plan(split, plain), split
+    sizes = {entry[4] for entry in demo_clips.split_plan('val_sources', held)}
+    assert sizes == {(64, 64)}  # whole-photo glides at the test frame size
+
+    root = str(tmp_path / 'held')
+    demo.main(['--root', root, '--holdout-photos', 'camera', 'astronaut', '--clips-val-sources', '3'] + base)
+    assert [row[0] for row in read_meta(osp.join(root, 'meta_info_demo_val_sources.txt'))] == [
+        'astronaut_000', 'camera_000', 'camera_001']  # round-robin over the held-out photos, in the order given
+    frame = cv2.imread(osp.join(root, 'val_sources', 'GT', 'camera_000', '00000000.png'))
+    assert frame.shape == (64, 64, 3) and frame.std() > 5
+    # the held-out set is not the plain one: --skip-existing must not take it for complete, and a remake without
+    # --holdout-photos leaves no stale val_sources split behind
+    with pytest.raises(SystemExit):
+        demo.main(['--root', root, '--skip-existing'] + base)
+    demo.main(['--root', root, '--overwrite'] + base)
+    assert not osp.exists(osp.join(root, 'val_sources'))
+    assert not osp.exists(osp.join(root, 'meta_info_demo_val_sources.txt'))
+
+    before = tree_digests(root)
+    with pytest.raises(SystemExit):
+        demo.main(['--root', root, '--overwrite', '--holdout-photos', 'chelsea'] + base)
+    assert '--holdout-photos chelsea' in capsys.readouterr().err
+    assert tree_digests(root) == before

@@ -161,6 +161,58 @@ def test_mismatched_data_is_refused_before_training(tiny_demo_root, teacher_ckpt
     assert not (tmp_path / 'w').exists()
 
 
+def test_a_run_another_harness_holds_is_refused_without_touching_it(compared, capsys):
+    """Two harnesses asking for one unfinished run: the second is refused in one line before it writes anything
+    (not even a header in the run's train_stdout.log), and the first one's files stay as they were."""
+    from stdsr.runtime.run_lock import RunLock
+    work, argv = compared
+    copy = work.parent / 'held'
+    shutil.copytree(work, copy)
+    run_dir = copy / 'runs' / 'EDVRS_baseline_demo_seed0_iter2'
+    (run_dir / 'result.json').unlink()
+    (run_dir / 'train_done.json').unlink()
+    log_before = (run_dir / 'train_stdout.log').read_text()
+    argv = [a if a != str(work) else str(copy) for a in argv]
+    capsys.readouterr()
+    with RunLock(str(run_dir), 'comparison run'):  # what a running harness holds while it trains and evaluates
+        assert cd.main(argv) == 1
+    err = capsys.readouterr().err
+    assert 'comparison run' in err and 'is in use by pid' in err and str(run_dir) in err
+    assert (run_dir / 'train_stdout.log').read_text() == log_before
+    assert not (run_dir / 'result.json').exists() and not (run_dir / 'train_done.json').exists()
+    capsys.readouterr()
+    assert cd.main(argv) == 0  # once it is free the run resumes
+    assert (run_dir / 'result.json').is_file()
+
+
+def test_report_only_reports_finished_runs_and_trains_nothing(compared, tmp_path, capsys):
+    """--report-only: the tables come from the finished runs alone; an unfinished one is listed as not run and
+    nothing is trained or evaluated again; a work dir with no finished run is refused in one line."""
+    work, argv = compared
+    copy = work.parent / 'report_only'
+    shutil.copytree(work, copy)
+    run_dir = copy / 'runs' / 'EDVRS_STD_demo_seed0_iter2'
+    (run_dir / 'result.json').unlink()
+    logs = {p: p.read_text() for p in (copy / 'runs').glob('*/train_stdout.log')}
+    argv = [a if a != str(work) else str(copy) for a in argv]
+    capsys.readouterr()
+    assert cd.main(argv + ['--report-only']) == 0
+    out = capsys.readouterr().out
+    assert '[compare] trained 0, reused 2, evaluated 0, failed 0, not run 1' in out  # the baseline and the teacher
+    assert not (run_dir / 'result.json').exists()
+    assert {p: p.read_text() for p in logs} == logs
+    data = json.loads((copy / 'comparison.json').read_text())
+    assert data['not_run'] == ['EDVRS_STD_demo_seed0_iter2']
+    assert [r['label'] for r in data['runs']] == ['EDVRS_baseline_demo']
+    md = (copy / 'comparison.md').read_text()
+    assert 'Not run (no finished result in this work dir): EDVRS_STD_demo_seed0_iter2.' in md
+    assert '| EDVRS_baseline_demo | **baseline** | 0 |' in md and '| EDVRS_STD_demo |' not in md
+    empty = [a if a != str(work) else str(tmp_path / 'empty') for a in compared[1]]
+    assert cd.main(empty + ['--report-only']) == 1
+    assert '--report-only: no finished run of this plan in' in capsys.readouterr().err
+    assert not (tmp_path / 'empty').exists()
+
+
 def test_failed_run_shows_the_tail_of_its_log(tiny_demo_root, tmp_path, capsys):
     bad_meta = tmp_path / 'meta.txt'
     bad_meta.write_text('no_such_clip 8 (64,64,3)\n')

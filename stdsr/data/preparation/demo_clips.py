@@ -14,7 +14,10 @@ defaults, and shares no frame or photo region with training):
 - ``val``: smaller glides over the held-back last ``VAL_FRACTION`` of the same photos (a ``VAL_GAP`` px strip
   apart) and crops of the training videos' held-back tails;
 - ``test``: glides over ``TEST_PHOTOS`` (never seen in training or validation);
-- ``test_real``: full-frame clips of the test video (a different video from the training ones).
+- ``test_real``: full-frame clips of the test video (a different video from the training ones);
+- ``val_sources`` (only with ``--holdout-photos``): glides over whole training photos that are then kept out of
+  training and ``val``. ``val`` shares its sources with training, so it ranks models by how well they fit those
+  sources; ``val_sources`` ranks them by how they generalise to unseen content (choosing a teacher, issue 18).
 
 Clips are assigned to photos/videos round-robin. Output (``--scale 4``)::
 
@@ -60,6 +63,7 @@ TEST_PHOTOS = {
 # 48 dB would swamp a PSNR average; its held-back region is still left out of training)
 VAL_PHOTOS = {name: roi for name, roi in TRAIN_PHOTOS.items() if name != 'retina'}
 SPLITS = ('train', 'val', 'test', 'test_real')
+OPTIONAL_SPLITS = ('val_sources', )  # written only when asked for (--holdout-photos); removed by a remake without
 VAL_FRACTION = 0.3  # share of each training photo's longer side held back for validation glides
 VAL_GAP = 8  # photo pixels between the training and the validation region
 MAX_ZOOM_OUT = 2.0  # at most this many photo pixels per output pixel
@@ -144,12 +148,28 @@ def render_clip(photo, roi, rng, num_frames, size):
     raise RuntimeError(f'No camera path of {num_frames} frames at size {size} fits the photo region {roi}.')
 
 
-def train_photos(args):
-    """The training photos: ``TRAIN_PHOTOS``, then ``EXTRA_TRAIN_PHOTOS`` with ``--extra-photos`` (appended, so the
-    first photos keep their rng ids and their clips)."""
+def source_photos(args):
+    """Every photo the training side draws on: ``TRAIN_PHOTOS``, then ``EXTRA_TRAIN_PHOTOS`` with
+    ``--extra-photos`` (appended, so the first photos keep their rng ids and their clips); held-out ones included."""
     if getattr(args, 'extra_photos', False):
         return {**TRAIN_PHOTOS, **EXTRA_TRAIN_PHOTOS}
     return TRAIN_PHOTOS
+
+
+def holdout_photos(args):
+    """The photos ``--holdout-photos`` keeps out of training and ``val`` for the ``val_sources`` split."""
+    return tuple(getattr(args, 'holdout_photos', None) or ())
+
+
+def train_photos(args):
+    """The training photos: ``source_photos`` less the held-out ones."""
+    held = holdout_photos(args)
+    return {name: roi for name, roi in source_photos(args).items() if name not in held}
+
+
+def splits(args):
+    """The splits this set has: ``SPLITS``, and ``val_sources`` when photos are held out."""
+    return SPLITS + (OPTIONAL_SPLITS if holdout_photos(args) else ())
 
 
 def photo_region(photo, roi, part):
@@ -191,7 +211,7 @@ def clip_plan(photo_names, num_clips):
     return plan
 
 
-SPLIT_IDS = {'train': 0, 'test': 1, 'val': 2}  # rng stream of each split's glides (test kept from before val)
+SPLIT_IDS = {'train': 0, 'test': 1, 'val': 2, 'val_sources': 3}  # rng stream of each split's glides
 
 
 def val_size(args):
@@ -207,15 +227,18 @@ def split_plan(split, args):
     if split == 'test_real':
         plan = wheel_videos.video_plan(split, args.seed, args.clips_test_real, args.frames_test, args.size, args.scale)
         return [(clip, 'video', item, args.frames_test, (item[1][4], item[1][3])) for clip, item in plan.items()]
-    all_photos = {'train': train_photos(args), 'val': VAL_PHOTOS, 'test': TEST_PHOTOS}[split]
+    held = holdout_photos(args)
+    all_photos = {'train': train_photos(args), 'val': {n: r for n, r in VAL_PHOTOS.items() if n not in held},
+                  'test': TEST_PHOTOS, 'val_sources': {n: source_photos(args)[n] for n in held}}[split]
     size = val_size(args) if split == 'val' else args.size
-    part = {'train': 'train', 'val': 'val', 'test': 'all'}[split]
+    part = {'train': 'train', 'val': 'val', 'test': 'all', 'val_sources': 'all'}[split]
     photos = usable_photos(all_photos, size, part)
-    num_clips = {'train': args.clips_train, 'val': args.clips_val, 'test': args.clips_test}[split]
+    num_clips = {'train': args.clips_train, 'val': args.clips_val, 'test': args.clips_test,
+                 'val_sources': getattr(args, 'clips_val_sources', 0)}[split]
     num_frames = args.frames_train if split == 'train' else args.frames_test
     entries = [(clip, 'photo', (name, k, photos[name][1], size), num_frames, (size, size))
                for clip, name, k in clip_plan(list(photos), num_clips)]
-    num_video = {'train': args.clips_video_train, 'val': args.clips_video_val, 'test': 0}[split]
+    num_video = {'train': args.clips_video_train, 'val': args.clips_video_val}.get(split, 0)
     if num_video:
         plan = wheel_videos.video_plan(split, args.seed, num_video, num_frames, args.size, args.scale)
         entries += [(clip, 'video', item, num_frames, (item[1][4], item[1][3])) for clip, item in plan.items()]
@@ -229,7 +252,7 @@ def meta_text(entries):
 
 def render_split(split, args):
     """{clip: RGB frames} of one split (photo glides rendered, video crops decoded and checked)."""
-    all_names = list(TEST_PHOTOS if split == 'test' else train_photos(args))  # rng ids: the same for train and val
+    all_names = list(TEST_PHOTOS if split == 'test' else source_photos(args))  # rng ids: one per source photo
     clips, videos = {}, {}
     for clip, kind, payload, num_frames, _ in split_plan(split, args):
         if kind == 'video':
@@ -263,19 +286,23 @@ def meta_path(root, split):
 
 
 def output_paths(root, scale):
-    """Everything this script writes under ``root`` (and nothing else is ever deleted)."""
-    paths = [osp.join(root, s) for s in SPLITS] + [meta_path(root, s) for s in SPLITS]
+    """Everything this script writes under ``root`` (and nothing else is ever deleted), optional splits included."""
+    every = SPLITS + OPTIONAL_SPLITS
+    paths = [osp.join(root, s) for s in every] + [meta_path(root, s) for s in every]
     return paths + [osp.join(root, 'train_GT.lmdb'), osp.join(root, f'train_BIx{scale}.lmdb')]
 
 
 def expected_meta(args):
     """The meta_info text each split must have for the requested options (used by --skip-existing)."""
     return {split: meta_text([(clip, num, (h, w, 3)) for clip, _, _, num, (h, w) in split_plan(split, args)])
-            for split in SPLITS}
+            for split in splits(args)}
 
 
 def pngs_complete(root, args):
-    """True when every meta_info file matches the options and every GT and LR frame they list exists."""
+    """True when every meta_info file matches the options and every GT and LR frame they list exists (and no
+    optional split is there that the options do not ask for)."""
+    if any(osp.lexists(meta_path(root, s)) for s in OPTIONAL_SPLITS if s not in splits(args)):
+        return False
     for split, text in expected_meta(args).items():
         path = meta_path(root, split)
         if not osp.isfile(path):
@@ -316,7 +343,7 @@ def make_demo(args):
     os.makedirs(stage)
     counts = {}
     try:
-        for split in SPLITS:
+        for split in splits(args):
             entries = write_split(stage, split, args)
             with open(meta_path(stage, split), 'w') as f:
                 f.write(meta_text(entries))

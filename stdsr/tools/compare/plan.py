@@ -83,6 +83,9 @@ def build_arg_parser():
     parser.add_argument('--only', nargs='+', default=None, metavar='LABEL', help='train and report only these runs '
                         "(labels of the plan's runs), e.g. to share a plan between processes or machines; a later "
                         'call without --only reuses their results')
+    parser.add_argument('--report-only', action='store_true', help='train nothing: write the reports from the '
+                        'runs that have finished (the others are listed as not run), e.g. for a study whose runs were '
+                        'split over processes with --only/--budgets/--seeds')
     return parser
 
 
@@ -120,6 +123,7 @@ def resolve_settings(args):
         'train_val': args.train_val or bool(plan.get('train_val')),
         'keep_going': args.keep_going or bool(plan.get('keep_going')),
         'nproc': args.nproc or plan.get('nproc'),
+        'report_only': bool(getattr(args, 'report_only', False)),
     }
     if baseline and osp.abspath(baseline) not in [osp.abspath(e['opt']) for e in entries]:
         entries.insert(0, {'opt': baseline})

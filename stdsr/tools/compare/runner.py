@@ -24,7 +24,9 @@ from stdsr.config.options import OptionError
 from stdsr.tools import budget_axis
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
 from stdsr.tools.compare.plan import build_arg_parser, resolve_settings, resolve_iters, prepare_runs
-from stdsr.tools.compare.runs import resolve_teacher, metrics_options, evaluate, do_run, do_teacher
+from stdsr.tools.compare.plan import run_name
+from stdsr.tools.compare.runs import (resolve_teacher, metrics_options, evaluate, do_run, do_teacher,
+                                      finished_result)
 from stdsr.tools.compare.summary import summarize, paired_differences, format_paired, format_table, plot_chart
 
 
@@ -53,13 +55,21 @@ def run_comparison(settings):
     needs_teacher = not settings.get('only') or any('network_t' in run['opt']
                                                     for run in runs if selected(run, settings))
     teacher = resolve_teacher(runs, settings) if needs_teacher else None
-    os.makedirs(settings['work_dir'], exist_ok=True)
-    report = {'trained': [], 'reused': [], 'evaluated': [], 'failed': []}
+    if not settings.get('report_only'):  # a report-only call finds its work dir or is refused
+        os.makedirs(settings['work_dir'], exist_ok=True)
+    report = {'trained': [], 'reused': [], 'evaluated': [], 'failed': [], 'not_run': []}
     results = []
     for iters in budgets:
         for seed in settings['seeds']:
             for run in runs:
                 if not wanted(run, iters, settings):
+                    continue
+                if settings.get('report_only'):
+                    result = finished_result(run, seed, iters, settings, report)
+                    if result is None:
+                        report['not_run'].append(run_name(run['label'], seed, iters))
+                    else:
+                        results.append(result)
                     continue
                 try:
                     results.append(do_run(run, seed, iters, settings, report))
@@ -68,6 +78,8 @@ def run_comparison(settings):
                         raise
                     report['failed'].append(str(err))
                     print(f'[compare] {err}', file=sys.stderr, flush=True)
+    if settings.get('report_only') and not results:
+        raise CompareError(f"--report-only: no finished run of this plan in {settings['work_dir']}")
     teacher_result = do_teacher(teacher, runs[0], settings, report) if teacher else None
     baseline_label = next((r['label'] for r in runs if r['is_baseline']), None)
     crop = metrics_options(runs[0]['opt'])['psnr']['crop_border']
@@ -100,6 +112,8 @@ def run_comparison(settings):
                 if iters != budgets[-1]:
                     chart = chart.replace('.png', f'_iter{iters}.png')
                 plot_chart(rows, osp.join(settings['work_dir'], chart))
+    if report['not_run']:  # --report-only: say which runs the tables lack
+        sections.append(f"Not run (no finished result in this work dir): {', '.join(report['not_run'])}.\n")
     table = '\n'.join(sections)
     write_text_atomic(osp.join(settings['work_dir'], 'comparison.md'), table)
     if len(budgets) > 1 and baseline_label:
@@ -115,10 +129,11 @@ def run_comparison(settings):
     write_json_atomic(osp.join(settings['work_dir'], 'comparison.json'),
                       {'iters': budgets[-1], 'budgets': budgets, 'seeds': settings['seeds'], 'rows': first['rows'],
                        'test_sets': last, 'by_budget': {str(k): v for k, v in per_budget.items()},
-                       'runs': results, 'teacher': teacher_result})
+                       'runs': results, 'teacher': teacher_result, 'not_run': report['not_run']})
     print(table, flush=True)
     print(f"[compare] trained {len(report['trained'])}, reused {len(report['reused'])}, evaluated "
-          f"{len(report['evaluated'])}, failed {len(report['failed'])}; reports in {settings['work_dir']}", flush=True)
+          f"{len(report['evaluated'])}, failed {len(report['failed'])}, not run {len(report['not_run'])}; reports in "
+          f"{settings['work_dir']}", flush=True)
     if report['failed']:
         raise CompareError(f"{len(report['failed'])} run(s) failed:\n" + '\n\n'.join(report['failed']))
     return report

@@ -15,7 +15,8 @@ from os import path as osp
 import yaml
 
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
-from stdsr.errors import CompareError
+from stdsr.errors import CompareError, RunLockedError
+from stdsr.runtime.run_lock import RunLock
 from stdsr.config.options import apply_force_yml, load_yaml
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
 from stdsr.tools.compare.plan import read_json, plain, digest, log_tail, run_name, harness_overrides
@@ -146,25 +147,58 @@ def checkpoint_of(exp_root, opt):
     return ckpt, param_key
 
 
-def do_run(run, seed, iters, settings, report):
-    """Train (or resume) and evaluate one run unless its result is already there; returns the result dict."""
+def run_config(run, seed, iters, settings):
+    """(name, run folder, --force_yml entries, options, config) of one (run, seed, budget); ``config`` is what its
+    result.json must match to be reused."""
     name = run_name(run['label'], seed, iters)
     run_dir = osp.join(settings['work_dir'], 'runs', name)
-    exp_root = osp.join(run_dir, 'train')
-    entries = run['user_force'] + harness_overrides(run['opt'], name, seed, iters, exp_root, settings)
+    entries = run['user_force'] + harness_overrides(run['opt'], name, seed, iters, osp.join(run_dir, 'train'),
+                                                    settings)
     opt = load_yaml(run['opt_path'])
     apply_force_yml(opt, entries)
     where = deepcopy(opt)
     where['path'].pop('experiments_root', None)  # the configuration, not where it is stored
     config = {'opt': digest(where), 'data': digest(run['signature']), 'seed': seed, 'iters': iters}
+    return name, run_dir, entries, opt, config
+
+
+def finished_result(run, seed, iters, settings, report):
+    """The result of a finished run (as ``do_run`` would reuse it), or None when it has not finished."""
+    name, run_dir, _, _, config = run_config(run, seed, iters, settings)
+    result_path = osp.join(run_dir, 'result.json')
+    return reuse_result(result_path, config, name, report) if osp.isfile(result_path) else None
+
+
+def do_run(run, seed, iters, settings, report):
+    """Train (or resume) and evaluate one run unless its result is already there; returns the result dict."""
+    name, run_dir, entries, opt, config = run_config(run, seed, iters, settings)
     result_path = osp.join(run_dir, 'result.json')
     if osp.isfile(result_path):
-        result = read_json(result_path)
-        if result.get('config') != config:
-            raise CompareError(f'{result_path} holds a finished run with another configuration (option file, '
-                               'overrides or data changed since); use another --work-dir or move that folder away')
-        report['reused'].append(name)
-        return result
+        return reuse_result(result_path, config, name, report)
+    try:  # one harness per run: a second one is refused before it writes a line into this run's log
+        lock = RunLock(run_dir, 'comparison run').acquire()
+    except RunLockedError as err:
+        raise CompareError(str(err)) from None
+    try:
+        if osp.isfile(result_path):  # finished by the process that held the lock
+            return reuse_result(result_path, config, name, report)
+        return train_and_evaluate(run, name, seed, iters, settings, report, entries, opt, config, run_dir)
+    finally:
+        lock.release()
+
+
+def reuse_result(result_path, config, name, report):
+    result = read_json(result_path)
+    if result.get('config') != config:
+        raise CompareError(f'{result_path} holds a finished run with another configuration (option file, '
+                           'overrides or data changed since); use another --work-dir or move that folder away')
+    report['reused'].append(name)
+    return result
+
+
+def train_and_evaluate(run, name, seed, iters, settings, report, entries, opt, config, run_dir):
+    """Train the run unless a matching finished training is there, then evaluate it and write its result.json."""
+    exp_root = osp.join(run_dir, 'train')
     done_path = osp.join(run_dir, 'train_done.json')
     ckpt, param_key = checkpoint_of(exp_root, opt)
     if not (osp.isfile(done_path) and read_json(done_path).get('config') == config and osp.isfile(ckpt)):
@@ -179,7 +213,7 @@ def do_run(run, seed, iters, settings, report):
     result = {'label': run['label'], 'opt_file': run['opt_path'], 'seed': seed, 'iters': iters, 'config': config,
               'baseline': run['is_baseline'], **eval_fields(evals), 'checkpoint': ckpt,
               'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
-    write_json_atomic(result_path, result)
+    write_json_atomic(osp.join(run_dir, 'result.json'), result)
     report['evaluated'].append(name)
     return result
 
