@@ -3,8 +3,8 @@
 The command line over :mod:`stdsr.data.preparation.demo_clips` (splits, layout, trajectories and determinism are
 described there). Output (``--scale 4``)::
 
-    <root>/{train,val,test,test_real}/{GT,BIx4}/<source>_<k:03d>/<frame:08d>.png   # (+ val_sources: --holdout-photos)
-    <root>/meta_info_demo_{train,test}.txt      # '<clip> <num_frames> (h,w,c)' of the GT frames
+    <root>/{train,val,test,test_real}/{GT,BIx4}/<source>_<k:03d>/<frame:08d>.png   # + val_sources (--holdout-photos)
+    <root>/meta_info_demo_<split>.txt           # '<clip> <num_frames> (h,w,c)' of the GT frames
     <root>/train_GT.lmdb, <root>/train_BIx4.lmdb  # only with --lmdb; keys '<clip>/<frame:08d>'
 """
 import argparse
@@ -15,7 +15,7 @@ from os import path as osp
 import stdsr  # noqa: F401  (must precede basicsr: patches torchvision)
 from stdsr.data.lr_degradation import check_scale
 from stdsr.data.preparation.demo_clips import (build_lmdbs, lmdbs_complete, make_demo, output_paths, pngs_complete,
-                                               source_photos, split_plan, splits)
+                                               source_photos, split_plan, splits, train_photos)
 from stdsr.data.preparation.wheel_videos import VideoDataError
 
 
@@ -53,12 +53,14 @@ def parse_args(argv=None):
     if unknown:
         choices = ', '.join(source_photos(args))
         parser.error(f'--holdout-photos {unknown[0]}: not a training photo (choose from {choices}).')
+    if args.holdout_photos and not train_photos(args):
+        parser.error('--holdout-photos: every training photo is held out; nothing is left to train on.')
     if args.holdout_photos and args.clips_val_sources < 1:
         parser.error('--clips-val-sources must be >= 1 with --holdout-photos.')
     if args.overwrite and args.skip_existing:
         parser.error('--overwrite and --skip-existing exclude each other.')
     try:
-        for split in splits(args):  # fail on too large --size (or nothing left to train on) before anything is deleted
+        for split in splits(args):  # fail on too large --size before anything is deleted
             split_plan(split, args)
     except ValueError as err:
         parser.error(str(err))

@@ -460,4 +460,7 @@ def test_holdout_photos_form_val_sources_and_leave_training_and_val(tmp_path, ca
     with pytest.raises(SystemExit):
         demo.main(['--root', root, '--overwrite', '--holdout-photos', 'chelsea'] + base)
     assert '--holdout-photos chelsea' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.parse_args(DEMO_ARGS + ['--holdout-photos', *demo_clips.TRAIN_PHOTOS])
+    assert 'nothing is left to train on' in capsys.readouterr().err
     assert tree_digests(root) == before

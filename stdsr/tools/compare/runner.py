@@ -23,8 +23,7 @@ from stdsr.errors import CompareError
 from stdsr.config.options import OptionError
 from stdsr.tools import budget_axis
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
-from stdsr.tools.compare.plan import build_arg_parser, resolve_settings, resolve_iters, prepare_runs
-from stdsr.tools.compare.plan import run_name
+from stdsr.tools.compare.plan import build_arg_parser, resolve_settings, resolve_iters, prepare_runs, run_name
 from stdsr.tools.compare.runs import (resolve_teacher, metrics_options, evaluate, do_run, do_teacher,
                                       finished_result)
 from stdsr.tools.compare.summary import summarize, paired_differences, format_paired, format_table, plot_chart
