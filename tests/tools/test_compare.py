@@ -94,15 +94,22 @@ def test_second_invocation_reuses_finished_runs(compared, capsys):
     assert {p: p.read_text().count('=====') for p in headers} == headers
 
 
+def copy_with_unfinished_run(compared, folder, run, trained=False):
+    """A copy of the ``compared`` work dir in which ``run`` has not finished (no result.json; with ``trained``
+    False no train_done.json either, as if killed while training): (run folder, argv pointing at the copy)."""
+    work, argv = compared
+    copy = work.parent / folder
+    shutil.copytree(work, copy)
+    run_dir = copy / 'runs' / run
+    (run_dir / 'result.json').unlink()
+    if not trained:
+        (run_dir / 'train_done.json').unlink()
+    return run_dir, [a if a != str(work) else str(copy) for a in argv]
+
+
 def test_interrupted_run_resumes(compared, capsys):
     """A run with saved states but no result (killed before it finished) continues from its latest state."""
-    work, argv = compared
-    copy = work.parent / 'resumed'
-    shutil.copytree(work, copy)
-    run_dir = copy / 'runs' / 'EDVRS_baseline_demo_seed0_iter2'
-    (run_dir / 'result.json').unlink()
-    (run_dir / 'train_done.json').unlink()
-    argv = [a if a != str(work) else str(copy) for a in argv]
+    run_dir, argv = copy_with_unfinished_run(compared, 'resumed', 'EDVRS_baseline_demo_seed0_iter2')
     capsys.readouterr()
     assert cd.main(argv) == 0
     assert '[compare] trained 1, reused 2, evaluated 1, failed 0' in capsys.readouterr().out
@@ -165,14 +172,8 @@ def test_a_run_another_harness_holds_is_refused_without_touching_it(compared, ca
     """Two harnesses asking for one unfinished run: the second is refused in one line before it writes anything
     (not even a header in the run's train_stdout.log), and the first one's files stay as they were."""
     from stdsr.runtime.run_lock import RunLock
-    work, argv = compared
-    copy = work.parent / 'held'
-    shutil.copytree(work, copy)
-    run_dir = copy / 'runs' / 'EDVRS_baseline_demo_seed0_iter2'
-    (run_dir / 'result.json').unlink()
-    (run_dir / 'train_done.json').unlink()
+    run_dir, argv = copy_with_unfinished_run(compared, 'held', 'EDVRS_baseline_demo_seed0_iter2')
     log_before = (run_dir / 'train_stdout.log').read_text()
-    argv = [a if a != str(work) else str(copy) for a in argv]
     capsys.readouterr()
     with RunLock(str(run_dir), 'comparison run'):  # what a running harness holds while it trains and evaluates
         assert cd.main(argv) == 1
@@ -188,13 +189,9 @@ def test_a_run_another_harness_holds_is_refused_without_touching_it(compared, ca
 def test_report_only_reports_finished_runs_and_trains_nothing(compared, tmp_path, capsys):
     """--report-only: the tables come from the finished runs alone; an unfinished one is listed as not run and
     nothing is trained or evaluated again; a work dir with no finished run is refused in one line."""
-    work, argv = compared
-    copy = work.parent / 'report_only'
-    shutil.copytree(work, copy)
-    run_dir = copy / 'runs' / 'EDVRS_STD_demo_seed0_iter2'
-    (run_dir / 'result.json').unlink()
+    run_dir, argv = copy_with_unfinished_run(compared, 'report_only', 'EDVRS_STD_demo_seed0_iter2', trained=True)
+    copy = run_dir.parent.parent
     logs = {p: p.read_text() for p in (copy / 'runs').glob('*/train_stdout.log')}
-    argv = [a if a != str(work) else str(copy) for a in argv]
     capsys.readouterr()
     assert cd.main(argv + ['--report-only']) == 0
     out = capsys.readouterr().out
@@ -207,7 +204,7 @@ def test_report_only_reports_finished_runs_and_trains_nothing(compared, tmp_path
     md = (copy / 'comparison.md').read_text()
     assert 'Not run (no finished result in this work dir): EDVRS_STD_demo_seed0_iter2.' in md
     assert '| EDVRS_baseline_demo | **baseline** | 0 |' in md and '| EDVRS_STD_demo |' not in md
-    empty = [a if a != str(work) else str(tmp_path / 'empty') for a in compared[1]]
+    empty = [a if a != str(compared[0]) else str(tmp_path / 'empty') for a in compared[1]]
     assert cd.main(empty + ['--report-only']) == 1
     assert '--report-only: no finished run of this plan in' in capsys.readouterr().err
     assert not (tmp_path / 'empty').exists()
