@@ -1,6 +1,7 @@
 """Download BasicSR model-zoo checkpoints (official EDVR teachers, SpyNet) into experiments/pretrained_models.
 
-A shim over :mod:`stdsr.tools.download_pretrained_models` (its docstring has the examples; ``--help`` lists the arguments).
+A shim over :mod:`stdsr.tools.download_pretrained_models` (its docstring has the examples; ``--help`` lists the
+arguments).
 """
 import sys
 

@@ -35,7 +35,8 @@ def ema_and_rng_worker(rank, port, out_dir, opt_file, force):
         out = {'built': (checksum(bare), checksum(model.net_g_ema))}
         gen = torch.Generator().manual_seed(100 + rank)  # ranks see different data, as with a sharded sampler
         n = opt['datasets']['train']['num_frame']
-        model.feed_data({'lq': torch.rand(2, n, 3, 8, 8, generator=gen), 'gt': torch.rand(2, n, 3, 32, 32, generator=gen)})
+        model.feed_data({'lq': torch.rand(2, n, 3, 8, 8, generator=gen),
+                         'gt': torch.rand(2, n, 3, 32, 32, generator=gen)})
         model.optimize_parameters(1)
         out['stepped'] = (checksum(bare), checksum(model.net_g_ema))
         model.save(epoch=0, current_iter=1)

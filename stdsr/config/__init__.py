@@ -1,1 +1,2 @@
-"""Option files: YAML loading, --force_yml overrides, schema checks against the registries, argparse of the entry points."""
+"""Option files: YAML loading, --force_yml overrides, schema checks against the registries, argparse of the entry
+points."""

@@ -28,7 +28,8 @@ def sample_seed(seed, epoch, position):
 def permutation_seed(seed, epoch):
     """Seed of an epoch's sample order: a function of the run's seed too, so different seeds see different orders
     (a seed study would otherwise repeat one data order and understate the run-to-run spread)."""
-    return int(np.random.SeedSequence([seed, epoch], spawn_key=(_PERMUTATION_STREAM, )).generate_state(1)[0]) % _SEED_MOD
+    state = np.random.SeedSequence([seed, epoch], spawn_key=(_PERMUTATION_STREAM, )).generate_state(1)
+    return int(state[0]) % _SEED_MOD
 
 
 class ResumableSampler(Sampler):

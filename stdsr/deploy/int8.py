@@ -94,8 +94,9 @@ def quantize_student(fp32_path, output, calib_root, num_windows=CALIB_WINDOWS, c
         raise QuantizationRefused(f'{fp32_path} is already {fp32.meta["precision"]}; quantize the fp32 export')
     label = fp32.label
     if not quantizable_nodes(fp32_path):
-        raise QuantizationRefused(f"'{label}' does not quantize: its graph ({fp32_path}) has no {'/'.join(QUANTIZED_OPS)} "
-                                  'node, so static INT8 would change nothing; nothing written')
+        raise QuantizationRefused(f"'{label}' does not quantize: its graph ({fp32_path}) has no "
+                                  f"{'/'.join(QUANTIZED_OPS)} node, so static INT8 would change nothing; "
+                                  'nothing written')
     calib = training_windows(calib_root, fp32.window, num_windows, crop, seed=0, multiple=fp32.size_multiple)
     check = training_windows(calib_root, fp32.window, CHECK_WINDOWS, crop, seed=1, multiple=fp32.size_multiple)
     os.makedirs(osp.dirname(osp.abspath(output)), exist_ok=True)

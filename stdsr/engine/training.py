@@ -79,8 +79,8 @@ def build_train_val_loaders(opt):
             ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
             train_sampler = ResumableSampler(train_set, opt['world_size'], opt['rank'], ratio, opt['manual_seed'])
             train_loader = build_dataloader(
-                SeededSampleDataset(train_set), dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=train_sampler,
-                seed=opt['manual_seed'])
+                SeededSampleDataset(train_set), dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                sampler=train_sampler, seed=opt['manual_seed'])
             if len(train_loader) == 0:
                 raise OptionError(f"datasets.train: {len(train_set)} clips x enlarge ratio {ratio} give no full batch "
                                  f"of {dataset_opt['batch_size_per_gpu']} per process")

@@ -274,7 +274,8 @@ class ClipVSRModel(BaseModel):
                         for name, mopt in metrics_opt.items()
                     })
             if frame_metrics:
-                per_clip[data['clip']] = {name: float(np.mean([f[name] for f in frame_metrics])) for name in metrics_opt}
+                per_clip[data['clip']] = {name: float(np.mean([f[name] for f in frame_metrics]))
+                                          for name in metrics_opt}
         merged = OrderedDict()
         for part in all_gather_objects(per_clip):
             merged.update(part)

@@ -1,13 +1,13 @@
 """Figures of what distillation transferred: F^SR attention maps of teacher and students, and SR crops.
 
-For each chosen frame of one clip, :func:`run` writes ``attention_<clip>_<frame>.png`` (as the paper's Fig. 3:
-rows = networks, columns = the three channel mappings of F^SR, ``sum |F|``, ``sum |F|^2`` and ``max |F|^2``, one
-colour scale per column shared by all networks) and ``crops_<clip>_<frame>.png`` (the full frame with the crop
-box, then that box from bicubic, every network and GT, each titled with its PSNR-Y). F^SR is recorded with
-``FeatureRecorder`` on each network's F^SR tap (``conv_last:input``, what its output conv receives). Figure sizes in pixels, with
-P = ``panel_px``, T = round(0.18 P), L = round(0.15 P), B = round(0.25 P): attention ``(L + 3P) x (rows (P + T) +
-B)``; crops ``(columns P) x (P + T)`` (width x height). The output folder is checked before any model runs, and
-each figure is written under a temporary name and renamed. ``scripts/visualize_attention.py`` is the command line.
+For each chosen frame of one clip, :func:`run` writes ``attention_<clip>_<frame>.png`` (as the paper's Fig. 3: rows
+= networks, columns = the three channel mappings of F^SR, ``sum |F|``, ``sum |F|^2`` and ``max |F|^2``, one colour
+scale per column shared by all networks) and ``crops_<clip>_<frame>.png`` (the full frame with the crop box, then
+that box from bicubic, every network and GT, each titled with its PSNR-Y). F^SR is recorded with ``FeatureRecorder``
+on each network's F^SR tap (``conv_last:input``, what its output conv receives). Figure sizes in pixels, with P =
+``panel_px``, T = round(0.18 P), L = round(0.15 P), B = round(0.25 P): attention ``(L + 3P) x (rows (P + T) + B)``;
+crops ``(columns P) x (P + T)`` (width x height). The output folder is checked before any model runs, and each
+figure is written under a temporary name and renamed. ``scripts/visualize_attention.py`` is the command line.
 """
 import io
 import os

@@ -75,7 +75,8 @@ def check_inputs(args):
         if not osp.isdir(args.output):
             raise DeploymentTableError(f'--output {args.output} exists and is not a folder')
         if os.listdir(args.output) and not args.overwrite:
-            raise DeploymentTableError(f'--output {args.output} exists and is not empty; pass --overwrite to replace it')
+            raise DeploymentTableError(
+                f'--output {args.output} exists and is not empty; pass --overwrite to replace it')
     parent = osp.dirname(osp.abspath(args.output))
     if osp.isdir(parent) and not os.access(parent, os.W_OK):
         raise DeploymentTableError(f'--output {args.output}: folder {parent} is not writable')

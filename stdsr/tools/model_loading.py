@@ -19,7 +19,8 @@ from stdsr.metrics.bicubic import BICUBIC_IMPLS, bicubic_upsample
 from stdsr.distill.clip_runner import run_clip, temporal_mode
 from stdsr.distill.feature_hooks import fsr_tap
 from stdsr.config.options import OptionError, load_yaml, validate_options
-from stdsr.runtime.checkpoint import EVAL_KEYS, WeightsError, build_with_weights, check_state_dict_fits, read_weights  # noqa: F401
+from stdsr.runtime.checkpoint import (EVAL_KEYS, WeightsError, build_with_weights,  # noqa: F401
+                                      check_state_dict_fits, read_weights)
 from stdsr.runtime.device import resolve_device  # noqa: F401  (re-exported)
 from stdsr.utils.timing import synchronize  # noqa: F401  (re-exported)
 from stdsr.utils.modules import count_parameters

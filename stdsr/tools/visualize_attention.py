@@ -32,7 +32,8 @@ def parse_args(argv=None):
     parser.add_argument('--frames', help='comma-separated frame indices (default: the centre frame)')
     parser.add_argument('--crop', help='x,y,w,h box in SR pixels (default: the centred half-size square)')
     parser.add_argument('--layer', action='append', default=[], metavar='[LABEL=]PATH',
-                        help='F^SR module path, for all networks or one (default: conv_last:input, what the output conv receives)')
+                        help='F^SR module path, for all networks or one '
+                        '(default: conv_last:input, what the output conv receives)')
     parser.add_argument('--normalize', choices=('none', 'l2'), default='none', help='attention_map normalisation')
     parser.add_argument('--bicubic', choices=('matlab', 'torch'), default='matlab', help='bicubic crop panel')
     parser.add_argument('--panel-px', type=int, default=240, help='side of one panel in pixels')

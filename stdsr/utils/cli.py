@@ -1,9 +1,9 @@
 """Command-line error handling shared by the entry points and scripts: one line per user error, exit 2.
 
-A user who mistyped an option or pointed at a broken frame needs the sentence that says so, not 30 lines of
-stack above it. Errors of the project's own kinds (``stdsr.errors.UserError``: bad options, data, checkpoints, outputs) print
-as ``<prog>: error: <message>``; anything else is a bug and keeps its traceback. ``--debug`` on the command line
-or ``STDSR_DEBUG=1`` in the environment shows the traceback of user errors too.
+A user who mistyped an option or pointed at a broken frame needs the sentence that says so, not 30 lines of stack
+above it. Errors of the project's own kinds (``stdsr.errors.UserError``: bad options, data, checkpoints, outputs)
+print as ``<prog>: error: <message>``; anything else is a bug and keeps its traceback. ``--debug`` on the command
+line or ``STDSR_DEBUG=1`` in the environment shows the traceback of user errors too.
 """
 import os
 import sys

@@ -173,7 +173,8 @@ def test_launcher_outside_its_launcher_says_what_to_run(capsys, monkeypatch, lau
         monkeypatch.delenv(name, raising=False)
     assert stdsr_train.main(['-opt', TEACHER_OPT, '--launcher', launcher]) == 2
     line = one_error_line(capsys.readouterr().err, 'stdsr.train')
-    assert f'--launcher {launcher} expects' in line and hint in line and f'python -m stdsr.train -opt {TEACHER_OPT}' in line
+    assert f'--launcher {launcher} expects' in line and hint in line
+    assert f'python -m stdsr.train -opt {TEACHER_OPT}' in line
 
 
 # ----------------------------------------------------------------------------------------- benchmark / inference

@@ -8,8 +8,8 @@ import torch
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
-from e2e_helpers import (DEMO_OPTIONS, build_training_model, first_batch, logged_losses, read_train_log, run_module, tiny_edvr_overrides,
-                         tiny_run_overrides)
+from e2e_helpers import (DEMO_OPTIONS, build_training_model, first_batch, logged_losses, read_train_log, run_module,
+                         tiny_edvr_overrides, tiny_run_overrides)
 from stdsr.distill.teacher import TeacherCheckpointError
 from stdsr.distill.feature_hooks import UnknownModulePathError
 from stdsr.config.options import OptionError, parse_options
@@ -125,7 +125,8 @@ def test_unknown_distill_option_is_an_error(tiny_demo_root, tmp_path, teacher_ck
 def test_teacher_checkpoint_mismatch_names_keys(tiny_demo_root, tmp_path, teacher_ckpt):
     with pytest.raises(TeacherCheckpointError, match=r'shape mismatches: .*conv_first'):
         build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, ['network_t:num_feat=12'])
-    with pytest.raises(TeacherCheckpointError, match=r'missing keys: fusion\.bias.*unexpected keys: fusion\.feat_fusion'):
+    with pytest.raises(TeacherCheckpointError,
+                       match=r'missing keys: fusion\.bias.*unexpected keys: fusion\.feat_fusion'):
         build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, ['network_t:with_tsa=false'])
     with pytest.raises(TeacherCheckpointError, match='pretrain_network_t'):
         build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, [f'path:pretrain_network_t={tmp_path}/none.pth'])

@@ -16,8 +16,8 @@ import stdsr  # noqa: F401
 import stdsr.engine.training as stdsr_train
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from e2e_helpers import (DEMO_OPTIONS, REPO_ROOT, build_training_model, first_batch, logged_iters, logged_losses, read_train_log, run_module,
-                         tiny_edvr_overrides, tiny_run_overrides)
+from e2e_helpers import (DEMO_OPTIONS, REPO_ROOT, build_training_model, first_batch, logged_iters, logged_losses,
+                         read_train_log, run_module, tiny_edvr_overrides, tiny_run_overrides)
 from stdsr.data.clip_io import DataError
 from stdsr.errors import DiskFullError
 from stdsr.models.clip_vsr_model import NonFiniteLossError
@@ -229,7 +229,8 @@ def test_two_gloo_processes_match_one_process_first_step_gradients(tiny_demo_roo
         ]
 
     probe = str(REPO_ROOT / 'tests' / 'ddp_grad_probe.py')
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / 'tests')]))  # this checkout, not the installed one
+    # this checkout, not the installed one
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / 'tests')]))
     subprocess.run([sys.executable, probe, str(tmp_path / 'one.pt'), '-opt', opt_file, '--force_yml', *force(4)],
                    cwd=tmp_path, env=env, check=True, capture_output=True)
     two = subprocess.run([

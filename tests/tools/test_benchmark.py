@@ -441,7 +441,8 @@ def test_visualize_attention_writes_figures_of_the_documented_size(tmp_path, net
     with pytest.raises(visualize.VisualizationError, match='--overwrite'):
         visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '1,3', '--out', str(out)])
     with pytest.raises(visualize.VisualizationError, match='--crop'):
-        visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--crop', '60,0,10,10', '--out', str(tmp_path / 'o')])
+        visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--crop', '60,0,10,10',
+                               '--out', str(tmp_path / 'o')])
     # LR made from GT: the figure still works without --lq
     visualize_script.main(['--opt', nets['opt_a'], '--gt', str(gt), '--frames', '0', '--panel-px', '80', '--out',
                     str(tmp_path / 'from_gt')])

@@ -52,7 +52,8 @@ def compared(tiny_demo_root, teacher_ckpt, tmp_path_factory):
     """Baseline + STD, 2 iterations each, seed 0: the first invocation of the harness."""
     work = tmp_path_factory.mktemp('compare') / 'work'
     argv = ['--opts', BASELINE_OPT, STD_OPT, '--baseline', BASELINE_OPT, '--iters', '2', '--seeds', '0',
-            '--work-dir', str(work), '--teacher-ckpt', str(teacher_ckpt), '--force-yml', *compare_overrides(tiny_demo_root)]
+            '--work-dir', str(work), '--teacher-ckpt', str(teacher_ckpt),
+            '--force-yml', *compare_overrides(tiny_demo_root)]
     assert cd.main(argv) == 0
     return work, argv
 

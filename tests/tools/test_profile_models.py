@@ -221,8 +221,9 @@ def test_script_prints_and_writes_one_row_per_network(tmp_path, capsys):
 
 def test_script_net_list_and_labels(tmp_path, capsys):
     a = write_opt(tmp_path / 'a.yml', network_g=TINY_VSRNET, network_t=TINY_VESPCN)
-    rc = load_script('profile_models').main(['-opt', a, '--net', 'network_g', 'network_t', '--labels', 'student', 'teacher',
-                             '--shape', '3', '3', '8', '8', '--device', 'cpu', '--repeats', '1', '--warmup', '0'])
+    rc = load_script('profile_models').main(['-opt', a, '--net', 'network_g', 'network_t', '--labels', 'student',
+                                             'teacher', '--shape', '3', '3', '8', '8', '--device', 'cpu',
+                                             '--repeats', '1', '--warmup', '0'])
     rows = table_rows(capsys.readouterr().out)
     assert rc == 0 and [r.split(' | ')[0] for r in rows] == ['| student', '| teacher']
 

@@ -10,4 +10,5 @@ from stdsr.tools.benchmark.datasets import (DATASET_KEYS, BenchmarkSet, DatasetS
 from stdsr.tools.benchmark.evaluate import check_model_scale, evaluate, timed_infer  # noqa: F401
 from stdsr.tools.benchmark.reports import (CSV_FIELDS, csv_report, json_safe, markdown_report,  # noqa: F401
                                            plot_psnr_runtime, write_reports)
-from stdsr.tools.benchmark.runner import OUTPUT_FILES, check_out_dir, common_scale, paper_table_inputs, run  # noqa: F401
+from stdsr.tools.benchmark.runner import (OUTPUT_FILES, check_out_dir, common_scale, paper_table_inputs,  # noqa: F401
+                                          run)

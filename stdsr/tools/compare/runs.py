@@ -10,6 +10,7 @@ import sys
 import time
 from collections import OrderedDict
 from copy import deepcopy
+from typing import NamedTuple
 from os import path as osp
 
 import yaml
@@ -147,9 +148,20 @@ def checkpoint_of(exp_root, opt):
     return ckpt, param_key
 
 
+class RunSpec(NamedTuple):
+    """One (run, seed, budget) resolved: where it lives, how it is launched, and the ``config`` its result.json
+    must match to be reused."""
+    name: str
+    run_dir: str
+    entries: list  # --force_yml entries: the plan's, then the harness's
+    opt: dict  # the option file with those entries applied
+    config: dict
+    seed: int
+    iters: int
+
+
 def run_config(run, seed, iters, settings):
-    """(name, run folder, --force_yml entries, options, config) of one (run, seed, budget); ``config`` is what its
-    result.json must match to be reused."""
+    """The :class:`RunSpec` of one (run, seed, budget)."""
     name = run_name(run['label'], seed, iters)
     run_dir = osp.join(settings['work_dir'], 'runs', name)
     entries = run['user_force'] + harness_overrides(run['opt'], name, seed, iters, osp.join(run_dir, 'train'),
@@ -159,30 +171,30 @@ def run_config(run, seed, iters, settings):
     where = deepcopy(opt)
     where['path'].pop('experiments_root', None)  # the configuration, not where it is stored
     config = {'opt': digest(where), 'data': digest(run['signature']), 'seed': seed, 'iters': iters}
-    return name, run_dir, entries, opt, config
+    return RunSpec(name, run_dir, entries, opt, config, seed, iters)
 
 
 def finished_result(run, seed, iters, settings, report):
     """The result of a finished run (as ``do_run`` would reuse it), or None when it has not finished."""
-    name, run_dir, _, _, config = run_config(run, seed, iters, settings)
-    result_path = osp.join(run_dir, 'result.json')
-    return reuse_result(result_path, config, name, report) if osp.isfile(result_path) else None
+    spec = run_config(run, seed, iters, settings)
+    result_path = osp.join(spec.run_dir, 'result.json')
+    return reuse_result(result_path, spec.config, spec.name, report) if osp.isfile(result_path) else None
 
 
 def do_run(run, seed, iters, settings, report):
     """Train (or resume) and evaluate one run unless its result is already there; returns the result dict."""
-    name, run_dir, entries, opt, config = run_config(run, seed, iters, settings)
-    result_path = osp.join(run_dir, 'result.json')
+    spec = run_config(run, seed, iters, settings)
+    result_path = osp.join(spec.run_dir, 'result.json')
     if osp.isfile(result_path):
-        return reuse_result(result_path, config, name, report)
+        return reuse_result(result_path, spec.config, spec.name, report)
     try:  # one harness per run: a second one is refused before it writes a line into this run's log
-        lock = RunLock(run_dir, 'comparison run').acquire()
+        lock = RunLock(spec.run_dir, 'comparison run').acquire()
     except RunLockedError as err:
         raise CompareError(str(err)) from None
     try:
         if osp.isfile(result_path):  # finished by the process that held the lock
-            return reuse_result(result_path, config, name, report)
-        return train_and_evaluate(run, name, seed, iters, settings, report, entries, opt, config, run_dir)
+            return reuse_result(result_path, spec.config, spec.name, report)
+        return train_and_evaluate(run, spec, settings, report)
     finally:
         lock.release()
 
@@ -196,25 +208,26 @@ def reuse_result(result_path, config, name, report):
     return result
 
 
-def train_and_evaluate(run, name, seed, iters, settings, report, entries, opt, config, run_dir):
+def train_and_evaluate(run, spec, settings, report):
     """Train the run unless a matching finished training is there, then evaluate it and write its result.json."""
-    exp_root = osp.join(run_dir, 'train')
-    done_path = osp.join(run_dir, 'train_done.json')
-    ckpt, param_key = checkpoint_of(exp_root, opt)
-    if not (osp.isfile(done_path) and read_json(done_path).get('config') == config and osp.isfile(ckpt)):
-        print(f'[compare] training {name} ({run["opt_path"]})', flush=True)
+    exp_root = osp.join(spec.run_dir, 'train')
+    done_path = osp.join(spec.run_dir, 'train_done.json')
+    ckpt, param_key = checkpoint_of(exp_root, spec.opt)
+    if not (osp.isfile(done_path) and read_json(done_path).get('config') == spec.config and osp.isfile(ckpt)):
+        print(f'[compare] training {spec.name} ({run["opt_path"]})', flush=True)
         start = time.time()
-        train_run(run, entries, run_dir, settings['nproc'])
-        write_json_atomic(done_path, {'config': config, 'train_seconds': time.time() - start})
-        report['trained'].append(name)
-    print(f'[compare] evaluating {name}', flush=True)
-    evals = evaluate(name, opt['network_g'], (opt.get('temporal') or {}).get('network_g'), ckpt, param_key,
-                     run['test'], metrics_options(run['opt']), opt.get('scale'), osp.join(run_dir, 'eval'))
-    result = {'label': run['label'], 'opt_file': run['opt_path'], 'seed': seed, 'iters': iters, 'config': config,
-              'baseline': run['is_baseline'], **eval_fields(evals), 'checkpoint': ckpt,
+        train_run(run, spec.entries, spec.run_dir, settings['nproc'])
+        write_json_atomic(done_path, {'config': spec.config, 'train_seconds': time.time() - start})
+        report['trained'].append(spec.name)
+    print(f'[compare] evaluating {spec.name}', flush=True)
+    opt = spec.opt
+    evals = evaluate(spec.name, opt['network_g'], (opt.get('temporal') or {}).get('network_g'), ckpt, param_key,
+                     run['test'], metrics_options(run['opt']), opt.get('scale'), osp.join(spec.run_dir, 'eval'))
+    result = {'label': run['label'], 'opt_file': run['opt_path'], 'seed': spec.seed, 'iters': spec.iters,
+              'config': spec.config, 'baseline': run['is_baseline'], **eval_fields(evals), 'checkpoint': ckpt,
               'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
-    write_json_atomic(osp.join(run_dir, 'result.json'), result)
-    report['evaluated'].append(name)
+    write_json_atomic(osp.join(spec.run_dir, 'result.json'), result)
+    report['evaluated'].append(spec.name)
     return result
 
 

@@ -93,7 +93,8 @@ def format_paired(paired, metric='PSNR-Y', flagged=None, baseline_label=None):
         lines.append(f"| {row['label']} | " + ' | '.join(cells) + f" | {row['ahead']}/{len(row['diffs'])} | {mean} |")
     spread = paired['baseline_spread']
     if spread is not None:
-        lines += ['', f'Seed-to-seed spread of the baseline (std): {spread:.3f} dB. A mean gain below it is not a gain.']
+        lines += ['', f'Seed-to-seed spread of the baseline (std): {spread:.3f} dB. '
+                  'A mean gain below it is not a gain.']
     return '\n'.join(lines) + '\n'
 
 
