@@ -249,6 +249,9 @@ def test_paired_differences_count_seeds_ahead_against_the_baseline_spread():
     assert row['mean'] == pytest.approx(0.0) and paired['baseline_spread'] == pytest.approx(0.2828427, rel=1e-5)
     text = cd.format_paired(paired)
     assert '| std | +0.100 | -0.100 | 1/2 | +0.000 |' in text and 'spread of the baseline (std): 0.283 dB' in text
+    alone = cd.format_paired(cd.paired_differences([r for r in results if r['label'] == 'base'], 'base'))
+    assert 'no other method was run' in alone and '| method |' not in alone
+    assert 'spread of the baseline (std): 0.283 dB' in alone
 
 
 def test_test_sets_from_flags_and_plan(tmp_path):

@@ -84,6 +84,9 @@ def format_paired(paired, metric='PSNR-Y', flagged=None, baseline_label=None):
         return f' {budget_axis.FLAG}' if hit else ''
 
     seeds = sorted({seed for row in paired['rows'] for seed in row['diffs']})
+    if not seeds:  # a baseline-only plan (e.g. a teacher probe): a table of headers would look like missing rows
+        lines = [f'Paired {metric} difference to the baseline: no other method was run.']
+        return '\n'.join(lines + _spread_lines(paired['baseline_spread'])) + '\n'
     lines = [f'Paired {metric} difference to the baseline (same seed), dB:', '',
              '| method | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | ahead | mean |',
              '|---|' + '--:|' * (len(seeds) + 2)]
@@ -91,11 +94,13 @@ def format_paired(paired, metric='PSNR-Y', flagged=None, baseline_label=None):
         cells = [f"{row['diffs'][s]:+.3f}{mark(row['label'], s)}" if s in row['diffs'] else '—' for s in seeds]
         mean = f"{row['mean']:+.3f}" if row['mean'] is not None else '—'
         lines.append(f"| {row['label']} | " + ' | '.join(cells) + f" | {row['ahead']}/{len(row['diffs'])} | {mean} |")
-    spread = paired['baseline_spread']
-    if spread is not None:
-        lines += ['', f'Seed-to-seed spread of the baseline (std): {spread:.3f} dB. '
-                  'A mean gain below it is not a gain.']
-    return '\n'.join(lines) + '\n'
+    return '\n'.join(lines + _spread_lines(paired['baseline_spread'])) + '\n'
+
+
+def _spread_lines(spread):
+    if spread is None:
+        return []
+    return ['', f'Seed-to-seed spread of the baseline (std): {spread:.3f} dB. A mean gain below it is not a gain.']
 
 
 def _fmt(pair, digits, signed=False):
