@@ -2,7 +2,7 @@ import torch
 from torch import nn as nn
 from torch.nn import functional as F
 
-from basicsr.archs.arch_util import default_init_weights, flow_warp
+from basicsr.archs.arch_util import ResidualBlockNoBN, default_init_weights, flow_warp, make_layer
 from basicsr.utils.registry import ARCH_REGISTRY
 from stdsr.archs.vsrnet_arch import bicubic_up, check_clip, check_num_frame
 
@@ -55,6 +55,26 @@ class MotionCompensation(nn.Module):
         return flow[:, :, :h, :w]
 
 
+class ResidualTrunk(nn.Module):
+    """Fusion conv, ``num_block`` EDSR residual blocks (BasicSR's ``ResidualBlockNoBN``) and a long skip.
+
+    Skips are what lets a VSR trunk grow deep (EDSR, EDVR's reconstruction): a teacher option, so that a teacher can be
+    made much larger than its students. On the CPU demo data it is no better than the plain 64x6 trunk on unseen
+    photos (docs/results.md): there the teacher is short of training content, not of depth.
+    """
+
+    def __init__(self, in_ch, num_feat, num_block, res_scale=1.0):
+        super().__init__()
+        self.conv_first = nn.Conv2d(in_ch, num_feat, 3, 1, 1)
+        self.blocks = make_layer(ResidualBlockNoBN, num_block, num_feat=num_feat, res_scale=res_scale)
+        self.conv_after = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        feat = self.relu(self.conv_first(x))
+        return self.relu(feat + self.conv_after(self.blocks(feat)))
+
+
 @ARCH_REGISTRY.register()
 class VESPCN(nn.Module):
     """VESPCN (Caballero et al., CVPR 2017): motion compensation + early-fusion spatio-temporal ESPCN.
@@ -65,6 +85,9 @@ class VESPCN(nn.Module):
     feature map; we split it: ``upconv`` + PixelShuffle gives ``num_feat_hr`` HR channels, ``conv_hr`` refines them
     and ``conv_last`` maps to RGB. The F^SR tap is ``conv_last:input``: the activated ``conv_hr`` features that the
     output conv reads (``num_feat_hr`` channels, default 16), taken the same way as for EDVR/BasicVSR.
+
+    ``trunk='residual'`` replaces the plain conv stack by ``ResidualTrunk`` (``num_block`` EDSR residual blocks and a
+    long skip): a teacher option, for a teacher far deeper than its students.
 
     Deviations: RGB instead of Y; ReLU trunk; the extra HR conv above; no built-in warping/flow-smoothness loss
     (set ``keep_flows=True`` to keep ``last_flows`` (b, t-1, 2, h, w, pixels) and ``last_warped``
@@ -81,6 +104,9 @@ class VESPCN(nn.Module):
         num_feat_hr (int): HR feature width (the F^SR tap). Default: 16.
         num_feat_flow (int): Width of the flow branches (paper: 24). Default: 24.
         residual (bool): Predict a residual over the bicubic centre frame. Default: False.
+        trunk (str): 'plain' (the paper's conv stack, ``1 + num_block`` convs) or 'residual' (``ResidualTrunk``).
+            Default: 'plain'.
+        res_scale (float): Residual scaling of the residual trunk's blocks. Default: 1.0.
         keep_flows (bool): Keep flows and warped neighbours of the last forward on the module. Default: False.
     """
 
@@ -94,11 +120,15 @@ class VESPCN(nn.Module):
                  num_feat_hr=16,
                  num_feat_flow=24,
                  residual=False,
+                 trunk='plain',
+                 res_scale=1.0,
                  keep_flows=False):
         super().__init__()
         check_num_frame(num_frame)
         if int(scale) != scale or scale < 1:
             raise ValueError(f'scale must be a positive integer, got {scale}.')
+        if trunk not in ('plain', 'residual'):
+            raise ValueError(f"trunk must be 'plain' or 'residual', got {trunk!r}.")
         if residual and num_in_ch != num_out_ch:
             raise ValueError('residual=True needs num_in_ch == num_out_ch.')
         self.num_in_ch = num_in_ch
@@ -113,10 +143,13 @@ class VESPCN(nn.Module):
 
         if num_frame > 1:
             self.motion_comp = MotionCompensation(num_in_ch, num_feat_flow)
-        body = [nn.Conv2d(num_frame * num_in_ch, num_feat, 3, 1, 1), nn.ReLU()]
-        for _ in range(num_block):
-            body += [nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.ReLU()]
-        self.body = nn.Sequential(*body)
+        if trunk == 'residual':
+            self.body = ResidualTrunk(num_frame * num_in_ch, num_feat, num_block, res_scale)
+        else:
+            body = [nn.Conv2d(num_frame * num_in_ch, num_feat, 3, 1, 1), nn.ReLU()]
+            for _ in range(num_block):
+                body += [nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.ReLU()]
+            self.body = nn.Sequential(*body)
         self.upconv = nn.Conv2d(num_feat, num_feat_hr * self.scale**2, 3, 1, 1)
         self.pixel_shuffle = nn.PixelShuffle(self.scale)
         self.conv_hr = nn.Conv2d(num_feat_hr, num_feat_hr, 3, 1, 1)

@@ -188,3 +188,25 @@ def test_vespcn_flows_kept_only_on_request():
     net = _net(VESPCN, keep_flows=True)
     net(x)
     assert net.last_flows.shape == (1, 4, 2, 16, 16) and net.last_flows.requires_grad
+
+
+def test_vespcn_residual_trunk_is_a_long_skip_over_edsr_blocks():
+    """trunk='residual' (a teacher option): same interface and F^SR tap, blocks with a long skip, plain unchanged."""
+    plain = _net(VESPCN, num_feat=16, num_block=2)
+    assert [k for k in plain.state_dict() if k.startswith('body.')][:2] == ['body.0.weight', 'body.0.bias']
+    net = _net(VESPCN, num_feat=16, num_block=3, trunk='residual', residual=True)
+    assert len(net.body.blocks) == 3
+    x = _clip(t=5)
+    with torch.no_grad(), FeatureRecorder(net, [fsr_tap(net)]) as rec:
+        out = net(x)
+    assert out.shape == (2, 3, 64, 64) and rec.records[fsr_tap(net)][0].shape == (2, net.fsr_channels, 64, 64)
+    # the long skip: with every block's last conv zeroed, the trunk is conv_after over the fusion features, plus them
+    frames = torch.rand(2, 15, 8, 8)
+    with torch.no_grad():
+        for block in net.body.blocks:
+            block.conv2.weight.zero_()
+            block.conv2.bias.zero_()
+        feat = F.relu(net.body.conv_first(frames))
+        torch.testing.assert_close(net.body(frames), F.relu(feat + net.body.conv_after(feat)))
+    with pytest.raises(ValueError, match='trunk'):
+        VESPCN(trunk='dense')
