@@ -9,42 +9,17 @@ import argparse
 import difflib
 import inspect
 import os
-import re
 from collections import OrderedDict
 from os import path as osp
 
 import torch
-import yaml
 
-from basicsr.utils.options import ordered_yaml
+from stdsr.config.yaml_reader import SafeOptionLoader, read_yaml_file, read_yaml_text
 from stdsr.errors import OptionError
 
 
-class OptionLoader(ordered_yaml()[0]):
-    """BasicSR's ordered loader, plus YAML 1.2 floats: plain ``1e-8`` is a number, not the string '1e-8'."""
-
-
-OptionLoader.add_implicit_resolver(
-    'tag:yaml.org,2002:float',
-    re.compile(r'^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$'), list('-+0123456789.'))
-
-
-def _mapping_without_duplicates(loader, node):
-    """An ordered mapping; a key given twice is an error naming the file, key and both lines (YAML's default,
-    last one wins, silently trains with a value the user may not be looking at)."""
-    loader.flatten_mapping(node)
-    seen = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=False)
-        line = key_node.start_mark.line + 1
-        if key in seen:
-            raise OptionError(f"{key_node.start_mark.name}: duplicate option key '{key}' on line {line} "
-                              f'(first given on line {seen[key]})')
-        seen[key] = line
-    return OrderedDict(loader.construct_pairs(node))
-
-
-OptionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+# the one safe reader (stdsr/config/yaml_reader.py): kept under this name for the callers that load with it
+OptionLoader = SafeOptionLoader
 
 
 TOP_LEVEL_KEYS = {
@@ -215,11 +190,7 @@ def load_yaml(path):
     """Read an option file; a missing or malformed file is an OptionError naming it."""
     if not osp.isfile(path):
         raise OptionError(f'option file not found: {path}')
-    with open(path, 'r') as f:
-        try:
-            opt = yaml.load(f, Loader=OptionLoader)
-        except yaml.YAMLError as err:
-            raise OptionError(f'{path}: not valid YAML: {err}') from None
+    opt = read_yaml_file(path, OptionError, 'option file')
     if not isinstance(opt, dict):
         raise OptionError(f'{path}: the top level must be a mapping of options')
     return opt
@@ -239,10 +210,7 @@ def apply_force_yml(opt, entries):
             node = node[key]
         if not isinstance(node, dict):
             raise OptionError(f"--force_yml '{entry}': '{':'.join(keys[:-1])}' is not a mapping")
-        try:
-            node[keys[-1]] = yaml.load(value.strip(), Loader=OptionLoader) if value.strip() else None
-        except (yaml.YAMLError, OptionError) as err:
-            raise OptionError(f"--force_yml '{entry}': the value is not valid YAML: {err}") from None
+        node[keys[-1]] = read_yaml_text(value.strip(), f"--force_yml '{entry}'") if value.strip() else None
     return opt
 
 
