@@ -301,6 +301,9 @@ def test_an_inference_folder_output_is_replaced_as_a_whole(tmp_path):
     with pytest.raises(InferenceInputError, match='is not empty; pass --overwrite'):
         check_output(str(out), overwrite=False)  # would be swapped away: refused without --overwrite
     (out / 'f9.png').write_bytes(b'stale frame of an earlier output')
+    with pytest.raises(InferenceInputError, match=r'holds files this command did not write \(notes.txt\)'):
+        check_output(str(out), overwrite=True)  # issue 33: --overwrite replaces only what inference writes
+    (out / 'notes.txt').unlink()
     check_output(str(out), overwrite=True)
     sink = FolderSink(str(out), ['f1'])
     sink.write(np.zeros((4, 4, 3), np.uint8))
