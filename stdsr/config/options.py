@@ -239,15 +239,51 @@ def resolve_num_gpu(opt, source=''):
     return num_gpu
 
 
+# what marks a folder as a run of its own (training or test): a run folder may not hold one of these
+RUN_MARKERS = ('models', 'training_states', 'metrics.md')
+
+
+def _holds_other_runs(folder):
+    """The first sub-folder of ``folder`` that is a run (or a run's lock), or None."""
+    if not osp.isdir(folder):
+        return None
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file() and entry.name.startswith('.') and entry.name.endswith('.lock'):
+            return entry.path
+        if entry.is_dir() and any(osp.exists(osp.join(entry.path, marker)) for marker in RUN_MARKERS):
+            return entry.path
+    return None
+
+
+def check_run_folder(root, key, root_path, parent):
+    """``path.<key>`` decides what a new run archives (renames) and where it writes: it may not contain the folder
+    that holds the runs (``<root>/<parent>``), nor be or contain the working or the home folder, nor hold another
+    run. Checked before anything moves."""
+    real = osp.realpath(root)
+    # the runs' parent itself is refused below only when it holds a run (a harness may keep one run there)
+    shared = [(osp.join(root_path, parent), False), (root_path, True), (os.getcwd(), True), (osp.expanduser('~'), True)]
+    for folder, or_equal in shared:
+        folder = osp.realpath(folder)
+        if (or_equal and real == folder) or folder.startswith(real.rstrip(os.sep) + os.sep):
+            raise OptionError(f"option 'path.{key}': {root} is or contains {folder}, which holds other runs; "
+                              f'a run needs a folder of its own, e.g. {osp.join(root_path, parent, "<name>")}')
+    other = _holds_other_runs(root)
+    if other:
+        raise OptionError(f"option 'path.{key}': {root} holds another run ({other}); a run needs a folder of its "
+                          f'own, e.g. {osp.join(root, "<name>")}')
+
+
 def resolve_paths(opt, is_train, root_path):
-    """Fill BasicSR's derived paths; an explicit ``path.experiments_root`` / ``results_root`` is honoured."""
+    """Fill BasicSR's derived paths; an explicit ``path.experiments_root`` / ``results_root`` is honoured (``~``
+    expanded) and checked (:func:`check_run_folder`)."""
     opt.setdefault('path', OrderedDict())
     paths = opt['path']
     for key, val in list(paths.items()):
-        if isinstance(val, str) and ('resume_state' in key or 'pretrain_network' in key):
+        if isinstance(val, str) and ('resume_state' in key or 'pretrain_network' in key or key.endswith('_root')):
             paths[key] = osp.expanduser(val)
     if is_train:
         root = osp.abspath(paths.get('experiments_root') or osp.join(root_path, 'experiments', opt['name']))
+        check_run_folder(root, 'experiments_root', root_path, 'experiments')
         paths['experiments_root'] = root
         paths['models'] = osp.join(root, 'models')
         paths['training_states'] = osp.join(root, 'training_states')
@@ -255,6 +291,7 @@ def resolve_paths(opt, is_train, root_path):
         paths['visualization'] = osp.join(root, 'visualization')
     else:
         root = osp.abspath(paths.get('results_root') or osp.join(root_path, 'results', opt['name']))
+        check_run_folder(root, 'results_root', root_path, 'results')
         paths['results_root'] = root
         paths['log'] = root
         paths['visualization'] = osp.join(root, 'visualization')

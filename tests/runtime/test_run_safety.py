@@ -339,3 +339,29 @@ def test_a_meta_info_clip_missing_on_one_side_names_the_clips_and_the_side(tmp_p
         PairedClipDataset(dict(common, name='train', type='PairedClipDataset', phase='train', num_frame=1))
     with pytest.raises(DataError, match=pattern):
         BenchmarkSet(DatasetSpec('set', cs.gt_root, cs.lq_root, meta_info_file=cs.meta_info))
+
+
+# ---------------------------------------------------------------------------------------------------- issue 33
+def test_an_experiments_root_that_holds_other_runs_is_refused_before_anything_moves(tiny_demo_root, tmp_path):
+    """`--force_yml path:experiments_root=experiments` renamed the whole experiments/ folder, teacher included."""
+    precious = _previous_run(tmp_path, 'teacher')
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 2, 'new') + [
+        f"path:experiments_root={tmp_path / 'experiments'}"]
+    with pytest.raises(OptionError, match=r"option 'path\.experiments_root': .*experiments holds another run "
+                                          r"\(.*teacher\)"):
+        _train(force, tmp_path)
+    force[-1] = f'path:experiments_root={tmp_path}'  # the parent of every run's folder
+    with pytest.raises(OptionError, match=r"option 'path\.experiments_root': .* is or contains .*experiments"):
+        _train(force, tmp_path)
+    assert precious.read_bytes() == b'precious'
+    assert not any('archived' in p.name for p in tmp_path.rglob('*'))
+    assert sorted(p.name for p in (tmp_path / 'experiments').iterdir()) == ['teacher']
+
+
+def test_a_tilde_in_a_run_root_is_the_home_folder(tmp_path, monkeypatch):
+    from stdsr.config.options import resolve_paths
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    opt = resolve_paths({'name': 'r', 'path': {'experiments_root': '~/runs/r'}}, True, str(tmp_path / 'work'))
+    assert opt['path']['experiments_root'] == str(tmp_path / 'home' / 'runs' / 'r')
+    opt = resolve_paths({'name': 'r', 'path': {'results_root': '~/res/r'}}, False, str(tmp_path / 'work'))
+    assert opt['path']['results_root'] == str(tmp_path / 'home' / 'res' / 'r')
