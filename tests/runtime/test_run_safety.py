@@ -365,3 +365,16 @@ def test_a_tilde_in_a_run_root_is_the_home_folder(tmp_path, monkeypatch):
     assert opt['path']['experiments_root'] == str(tmp_path / 'home' / 'runs' / 'r')
     opt = resolve_paths({'name': 'r', 'path': {'results_root': '~/res/r'}}, False, str(tmp_path / 'work'))
     assert opt['path']['results_root'] == str(tmp_path / 'home' / 'res' / 'r')
+
+
+@pytest.mark.parametrize('lr', ['1e12'])
+def test_a_blown_up_forward_stops_with_the_non_finite_error_not_a_crash(tiny_demo_root, tmp_path, lr):
+    """lr 1e9/1e12 made EDVR's deformable convolution read exploded offsets: a segfault (rc 139) at iteration 2."""
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 4, 'boom') + tiny_edvr_overrides() + [
+        f'train:optim_g:lr={lr}', 'datasets:train:batch_size_per_gpu=1']
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, '-m', 'stdsr.train', '-opt', TEACHER_OPT, '--force_yml', *force],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('stdsr.train: error: iter ') and 'non-finite' in last and 'Traceback' not in proc.stderr
