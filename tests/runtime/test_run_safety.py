@@ -74,6 +74,7 @@ def test_duplicate_yaml_key_names_file_key_and_lines(tmp_path):
     ('logger:print_freq=0', r"'logger\.print_freq' must be a positive integer, got 0"),
     ('logger:save_checkpoint_freq=0', r"'logger\.save_checkpoint_freq' must be a positive integer, got 0"),
     ('network_g:num_frame=4', r"'network_g\.num_frame' must be an odd positive integer, got 4"),
+    ('train:total_iter=5', r"'train\.total_iter: 5' runs past the end of 'train\.scheduler\.periods: \[2\]'"),
 ])
 def test_bad_option_value_is_one_line_and_archives_nothing(tiny_demo_root, tmp_path, entry, pattern):
     precious = _previous_run(tmp_path, 'vals')
