@@ -9,42 +9,17 @@ import argparse
 import difflib
 import inspect
 import os
-import re
 from collections import OrderedDict
 from os import path as osp
 
 import torch
-import yaml
 
-from basicsr.utils.options import ordered_yaml
+from stdsr.config.yaml_reader import SafeOptionLoader, read_yaml_file, read_yaml_text
 from stdsr.errors import OptionError
 
 
-class OptionLoader(ordered_yaml()[0]):
-    """BasicSR's ordered loader, plus YAML 1.2 floats: plain ``1e-8`` is a number, not the string '1e-8'."""
-
-
-OptionLoader.add_implicit_resolver(
-    'tag:yaml.org,2002:float',
-    re.compile(r'^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$'), list('-+0123456789.'))
-
-
-def _mapping_without_duplicates(loader, node):
-    """An ordered mapping; a key given twice is an error naming the file, key and both lines (YAML's default,
-    last one wins, silently trains with a value the user may not be looking at)."""
-    loader.flatten_mapping(node)
-    seen = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=False)
-        line = key_node.start_mark.line + 1
-        if key in seen:
-            raise OptionError(f"{key_node.start_mark.name}: duplicate option key '{key}' on line {line} "
-                              f'(first given on line {seen[key]})')
-        seen[key] = line
-    return OrderedDict(loader.construct_pairs(node))
-
-
-OptionLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+# the one safe reader (stdsr/config/yaml_reader.py): kept under this name for the callers that load with it
+OptionLoader = SafeOptionLoader
 
 
 TOP_LEVEL_KEYS = {
@@ -215,11 +190,7 @@ def load_yaml(path):
     """Read an option file; a missing or malformed file is an OptionError naming it."""
     if not osp.isfile(path):
         raise OptionError(f'option file not found: {path}')
-    with open(path, 'r') as f:
-        try:
-            opt = yaml.load(f, Loader=OptionLoader)
-        except yaml.YAMLError as err:
-            raise OptionError(f'{path}: not valid YAML: {err}') from None
+    opt = read_yaml_file(path, OptionError, 'option file')
     if not isinstance(opt, dict):
         raise OptionError(f'{path}: the top level must be a mapping of options')
     return opt
@@ -239,10 +210,7 @@ def apply_force_yml(opt, entries):
             node = node[key]
         if not isinstance(node, dict):
             raise OptionError(f"--force_yml '{entry}': '{':'.join(keys[:-1])}' is not a mapping")
-        try:
-            node[keys[-1]] = yaml.load(value.strip(), Loader=OptionLoader) if value.strip() else None
-        except (yaml.YAMLError, OptionError) as err:
-            raise OptionError(f"--force_yml '{entry}': the value is not valid YAML: {err}") from None
+        node[keys[-1]] = read_yaml_text(value.strip(), f"--force_yml '{entry}'") if value.strip() else None
     return opt
 
 
@@ -271,15 +239,51 @@ def resolve_num_gpu(opt, source=''):
     return num_gpu
 
 
+# what marks a folder as a run of its own (training or test): a run folder may not hold one of these
+RUN_MARKERS = ('models', 'training_states', 'metrics.md')
+
+
+def _holds_other_runs(folder):
+    """The first sub-folder of ``folder`` that is a run (or a run's lock), or None."""
+    if not osp.isdir(folder):
+        return None
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file() and entry.name.startswith('.') and entry.name.endswith('.lock'):
+            return entry.path
+        if entry.is_dir() and any(osp.exists(osp.join(entry.path, marker)) for marker in RUN_MARKERS):
+            return entry.path
+    return None
+
+
+def check_run_folder(root, key, root_path, parent):
+    """``path.<key>`` decides what a new run archives (renames) and where it writes: it may not contain the folder
+    that holds the runs (``<root>/<parent>``), nor be or contain the working or the home folder, nor hold another
+    run. Checked before anything moves."""
+    real = osp.realpath(root)
+    # the runs' parent itself is refused below only when it holds a run (a harness may keep one run there)
+    shared = [(osp.join(root_path, parent), False), (root_path, True), (os.getcwd(), True), (osp.expanduser('~'), True)]
+    for folder, or_equal in shared:
+        folder = osp.realpath(folder)
+        if (or_equal and real == folder) or folder.startswith(real.rstrip(os.sep) + os.sep):
+            raise OptionError(f"option 'path.{key}': {root} is or contains {folder}, which holds other runs; "
+                              f'a run needs a folder of its own, e.g. {osp.join(root_path, parent, "<name>")}')
+    other = _holds_other_runs(root)
+    if other:
+        raise OptionError(f"option 'path.{key}': {root} holds another run ({other}); a run needs a folder of its "
+                          f'own, e.g. {osp.join(root, "<name>")}')
+
+
 def resolve_paths(opt, is_train, root_path):
-    """Fill BasicSR's derived paths; an explicit ``path.experiments_root`` / ``results_root`` is honoured."""
+    """Fill BasicSR's derived paths; an explicit ``path.experiments_root`` / ``results_root`` is honoured (``~``
+    expanded) and checked (:func:`check_run_folder`)."""
     opt.setdefault('path', OrderedDict())
     paths = opt['path']
     for key, val in list(paths.items()):
-        if isinstance(val, str) and ('resume_state' in key or 'pretrain_network' in key):
+        if isinstance(val, str) and ('resume_state' in key or 'pretrain_network' in key or key.endswith('_root')):
             paths[key] = osp.expanduser(val)
     if is_train:
         root = osp.abspath(paths.get('experiments_root') or osp.join(root_path, 'experiments', opt['name']))
+        check_run_folder(root, 'experiments_root', root_path, 'experiments')
         paths['experiments_root'] = root
         paths['models'] = osp.join(root, 'models')
         paths['training_states'] = osp.join(root, 'training_states')
@@ -287,6 +291,7 @@ def resolve_paths(opt, is_train, root_path):
         paths['visualization'] = osp.join(root, 'visualization')
     else:
         root = osp.abspath(paths.get('results_root') or osp.join(root_path, 'results', opt['name']))
+        check_run_folder(root, 'results_root', root_path, 'results')
         paths['results_root'] = root
         paths['log'] = root
         paths['visualization'] = osp.join(root, 'visualization')

@@ -185,6 +185,23 @@ def _sliding_networks(opt):
             and opt[k].get('num_frame') is not None and temporal.get(k) != 'recurrent']
 
 
+def _check_schedule_covers_training(train, src):
+    """A cosine schedule ends with its periods: BasicSR's scheduler has no learning rate past them and fails
+    mid-training with a TypeError (e.g. ``--force_yml train:total_iter=5`` over ``periods: [2]``)."""
+    sched = train.get('scheduler')
+    if not isinstance(sched, dict) or sched.get('type') != 'CosineAnnealingRestartLR':
+        return
+    periods, total = sched.get('periods') or [], train.get('total_iter')
+    weights = sched.get('restart_weights')
+    if weights is not None and len(weights) != len(periods):
+        raise _option_error(f"{src}option 'train.scheduler.restart_weights' needs one weight per period "
+                            f'({len(periods)}), got {len(weights)}')
+    if isinstance(total, int) and periods and total > sum(periods):
+        raise _option_error(f"{src}option 'train.total_iter: {total}' runs past the end of "
+                            f"'train.scheduler.periods: {list(periods)}' (sum {sum(periods)}); lengthen the periods "
+                            'or lower total_iter')
+
+
 def check_option_values(opt, is_train, src=''):
     """Raise OptionError naming the first option whose value has the wrong type, range or relation."""
     problem = plain_name_problem(opt.get('name'))
@@ -210,6 +227,7 @@ def check_option_values(opt, is_train, src=''):
             elif str(key).endswith('_opt'):
                 _check(section, f'train.{key}', LOSS_RULES, src)
         _check(train.get('scheduler'), 'train.scheduler', SCHEDULER_RULES, src)
+        _check_schedule_covers_training(train, src)
     _check(opt.get('logger'), 'logger', LOGGER_RULES, src)
     _check(opt.get('dist_params'), 'dist_params', DIST_RULES, src)
     val = opt.get('val') or {}

@@ -162,10 +162,16 @@ class VideoSink:
                 os.remove(self.tmp_path)
 
 
-def check_output(path, overwrite):
+def check_output(path, overwrite, input_path=None):
     """An existing video, or a non-empty folder, is replaced (as a whole) only with --overwrite; the place must
-    be writable. Checked before any model is loaded."""
+    be writable. Checked before any model is loaded. Replacing a folder removes what it held, so a folder that
+    is, or contains, the input, or that holds anything but PNG frames (what this command writes), is refused."""
     from stdsr.utils.output_paths import check_output_file, check_writable_dir
+    if input_path is not None:
+        out, src = osp.realpath(path), osp.realpath(input_path)
+        if out == src or src.startswith(out.rstrip(os.sep) + os.sep):
+            raise InferenceInputError(f'output {path} is the input or contains it ({input_path}); '
+                                      'choose an --output outside the input')
     if is_video_path(path):
         if osp.exists(path) and not overwrite:
             raise InferenceInputError(f'output {path} exists; pass --overwrite to replace it')
@@ -176,4 +182,11 @@ def check_output(path, overwrite):
                                   f'{", ".join(VIDEO_EXTENSIONS)})')
     if osp.isdir(path) and not overwrite and any(os.scandir(path)):
         raise InferenceInputError(f'output folder {path} is not empty; pass --overwrite to replace it')
+    if osp.isdir(path):
+        foreign = sorted(e.name + ('/' if e.is_dir() else '') for e in os.scandir(path)
+                         if not (e.is_file(follow_symlinks=False) and e.name.lower().endswith('.png')))
+        if foreign:
+            shown = ', '.join(foreign[:3]) + (f' and {len(foreign) - 3} more' if len(foreign) > 3 else '')
+            raise InferenceInputError(f'output folder {path} holds files this command did not write ({shown}); '
+                                      '--overwrite replaces only a folder of PNG frames: choose another --output')
     check_writable_dir(path, 'output folder')

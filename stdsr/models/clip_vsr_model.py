@@ -24,6 +24,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from stdsr.metrics.vsr_metrics import average_over_clips
 from stdsr.errors import NonFiniteLossError
+from stdsr.archs.offset_guard import guard_deformable_offsets
 from stdsr.distill.clip_runner import run_clip, temporal_mode
 from stdsr.runtime.train_efficiency import TrainEfficiency, eager_calls, phase
 from stdsr.runtime.checkpoint import atomic_torch_save, prune_checkpoints
@@ -45,6 +46,7 @@ class ClipVSRModel(BaseModel):
         self.device = process_device(opt)
         self.mode_g, self.window_g = temporal_mode(opt, 'network_g')
         self.net_g = build_network(deepcopy(opt['network_g'])).to(self.device)
+        guard_deformable_offsets(self.net_g)  # a blown-up forward stops with an error, not a segfault
         self.print_network(self.net_g)
         self.load_pretrained('network_g', self.net_g)
         if self.is_train:
@@ -149,7 +151,10 @@ class ClipVSRModel(BaseModel):
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad(set_to_none=True)
         with self.efficiency.autocast():
-            loss_dict = self.compute_losses(current_iter)
+            try:
+                loss_dict = self.compute_losses(current_iter)
+            except NonFiniteLossError as err:  # raised inside the forward (stdsr/archs/offset_guard.py)
+                raise NonFiniteLossError(f'iter {current_iter}: {err}; the last saved checkpoint is kept') from None
         l_total = sum(loss_dict.values())
         with phase(self, 'backward'):
             self.efficiency.backward(l_total)

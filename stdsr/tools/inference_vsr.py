@@ -15,7 +15,6 @@ Examples:
 import argparse
 import itertools
 import sys
-from os import path as osp
 
 from tqdm import tqdm
 
@@ -44,9 +43,7 @@ def load_model(args):
 def run(args):
     """Super-resolve ``args.input`` into ``args.output``; returns (frames written, SR frame size (h, w))."""
     source = open_source(args.input)
-    if osp.realpath(args.input) == osp.realpath(args.output):
-        raise InferenceInputError(f'output {args.output} is the input; choose another --output')
-    check_output(args.output, args.overwrite)  # before the model is loaded and any frame is computed
+    check_output(args.output, args.overwrite, args.input)  # before the model is loaded and any frame is computed
     model = load_model(args)
     overlap = default_overlap(model) if args.overlap is None else args.overlap
     if is_video_path(args.output):

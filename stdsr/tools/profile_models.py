@@ -24,11 +24,10 @@ import platform
 from os import path as osp
 
 import torch
-import yaml
 
 from stdsr.runtime.device import resolve_device
 from stdsr.utils.atomic_files import write_text_atomic
-from stdsr.config.options import OptionLoader
+from stdsr.config.yaml_reader import read_yaml_text
 from stdsr.utils.output_paths import check_output_file
 from stdsr.tools.network_profile import ProfileError, format_table, load_network_opt, profile_network
 import argparse
@@ -54,10 +53,7 @@ def collect_jobs(args):
             jobs.append((f"{opt.get('name', osp.basename(path))} ({key})", f'{osp.basename(path)}:{key}', arch, key,
                          opt))
     for text in args.arch:
-        try:
-            arch = yaml.load(text, Loader=OptionLoader)
-        except yaml.YAMLError as err:
-            raise ProfileError(f'--arch {text!r}: not valid YAML: {err}') from None
+        arch = read_yaml_text(text, f'--arch {text!r}', ProfileError)
         if not isinstance(arch, dict) or 'type' not in arch:
             raise ProfileError(f"--arch {text!r}: expected a mapping with a 'type' key")
         jobs.append((arch['type'], '--arch', arch, 'network_g', None))

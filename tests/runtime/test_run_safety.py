@@ -74,6 +74,7 @@ def test_duplicate_yaml_key_names_file_key_and_lines(tmp_path):
     ('logger:print_freq=0', r"'logger\.print_freq' must be a positive integer, got 0"),
     ('logger:save_checkpoint_freq=0', r"'logger\.save_checkpoint_freq' must be a positive integer, got 0"),
     ('network_g:num_frame=4', r"'network_g\.num_frame' must be an odd positive integer, got 4"),
+    ('train:total_iter=5', r"'train\.total_iter: 5' runs past the end of 'train\.scheduler\.periods: \[2\]'"),
 ])
 def test_bad_option_value_is_one_line_and_archives_nothing(tiny_demo_root, tmp_path, entry, pattern):
     precious = _previous_run(tmp_path, 'vals')
@@ -301,6 +302,9 @@ def test_an_inference_folder_output_is_replaced_as_a_whole(tmp_path):
     with pytest.raises(InferenceInputError, match='is not empty; pass --overwrite'):
         check_output(str(out), overwrite=False)  # would be swapped away: refused without --overwrite
     (out / 'f9.png').write_bytes(b'stale frame of an earlier output')
+    with pytest.raises(InferenceInputError, match=r'holds files this command did not write \(notes.txt\)'):
+        check_output(str(out), overwrite=True)  # issue 33: --overwrite replaces only what inference writes
+    (out / 'notes.txt').unlink()
     check_output(str(out), overwrite=True)
     sink = FolderSink(str(out), ['f1'])
     sink.write(np.zeros((4, 4, 3), np.uint8))
@@ -336,3 +340,42 @@ def test_a_meta_info_clip_missing_on_one_side_names_the_clips_and_the_side(tmp_p
         PairedClipDataset(dict(common, name='train', type='PairedClipDataset', phase='train', num_frame=1))
     with pytest.raises(DataError, match=pattern):
         BenchmarkSet(DatasetSpec('set', cs.gt_root, cs.lq_root, meta_info_file=cs.meta_info))
+
+
+# ---------------------------------------------------------------------------------------------------- issue 33
+def test_an_experiments_root_that_holds_other_runs_is_refused_before_anything_moves(tiny_demo_root, tmp_path):
+    """`--force_yml path:experiments_root=experiments` renamed the whole experiments/ folder, teacher included."""
+    precious = _previous_run(tmp_path, 'teacher')
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 2, 'new') + [
+        f"path:experiments_root={tmp_path / 'experiments'}"]
+    with pytest.raises(OptionError, match=r"option 'path\.experiments_root': .*experiments holds another run "
+                                          r"\(.*teacher\)"):
+        _train(force, tmp_path)
+    force[-1] = f'path:experiments_root={tmp_path}'  # the parent of every run's folder
+    with pytest.raises(OptionError, match=r"option 'path\.experiments_root': .* is or contains .*experiments"):
+        _train(force, tmp_path)
+    assert precious.read_bytes() == b'precious'
+    assert not any('archived' in p.name for p in tmp_path.rglob('*'))
+    assert sorted(p.name for p in (tmp_path / 'experiments').iterdir()) == ['teacher']
+
+
+def test_a_tilde_in_a_run_root_is_the_home_folder(tmp_path, monkeypatch):
+    from stdsr.config.options import resolve_paths
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    opt = resolve_paths({'name': 'r', 'path': {'experiments_root': '~/runs/r'}}, True, str(tmp_path / 'work'))
+    assert opt['path']['experiments_root'] == str(tmp_path / 'home' / 'runs' / 'r')
+    opt = resolve_paths({'name': 'r', 'path': {'results_root': '~/res/r'}}, False, str(tmp_path / 'work'))
+    assert opt['path']['results_root'] == str(tmp_path / 'home' / 'res' / 'r')
+
+
+@pytest.mark.parametrize('lr', ['1e12'])
+def test_a_blown_up_forward_stops_with_the_non_finite_error_not_a_crash(tiny_demo_root, tmp_path, lr):
+    """lr 1e9/1e12 made EDVR's deformable convolution read exploded offsets: a segfault (rc 139) at iteration 2."""
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 4, 'boom') + tiny_edvr_overrides() + [
+        f'train:optim_g:lr={lr}', 'datasets:train:batch_size_per_gpu=1']
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, '-m', 'stdsr.train', '-opt', TEACHER_OPT, '--force_yml', *force],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('stdsr.train: error: iter ') and 'non-finite' in last and 'Traceback' not in proc.stderr

@@ -358,6 +358,25 @@ def test_inference_errors(tmp_path, nets):
     assert read_png(tmp_path / 'lr' / '0.png').shape == (16, 16, 3)
 
 
+def test_inference_refuses_an_output_folder_that_contains_the_input_or_files_it_did_not_write(tmp_path, nets):
+    """Issue 33, item 2: --output proj --input proj/lr_clip --overwrite deleted the input clip and proj/notes.txt."""
+    base = ['--opt', nets['opt_a'], '--device', 'cpu', '--no-progress', '--overwrite']
+    proj = tmp_path / 'proj'
+    (proj / 'lr_clip').mkdir(parents=True)
+    cv2.imwrite(str(proj / 'lr_clip' / '0.png'), textured(16, 16))
+    (proj / 'notes.txt').write_text('mine')
+    with pytest.raises(InferenceInputError, match=r'output .*proj is the input or contains it'):
+        inference_script.main(base + ['--input', str(proj / 'lr_clip'), '--output', str(proj)])
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'notes.txt').write_text('mine too')
+    with pytest.raises(InferenceInputError, match=r'holds files this command did not write \(notes.txt\)'):
+        inference_script.main(base + ['--input', str(proj / 'lr_clip'), '--output', str(other)])
+    assert sorted(p.name for p in proj.iterdir()) == ['lr_clip', 'notes.txt']
+    assert read_png(proj / 'lr_clip' / '0.png').shape == (16, 16, 3)
+    assert (other / 'notes.txt').read_text() == 'mine too' and len(list(other.iterdir())) == 1
+
+
 def frame_stream(frames, log):
     for frame in frames:
         log.append('read')

@@ -390,3 +390,17 @@ def test_a_plan_run_may_add_its_own_overrides(tmp_path):
     plan.write_text(yaml.safe_dump({'seeds': [0], 'runs': [{'opt': STD_OPT, 'label': 'std', 'force_yml': 'pool=1'}]}))
     with pytest.raises(cd.CompareError, match=r"plan run std: force_yml must be a list of 'KEY=VALUE' strings"):
         cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
+
+
+def test_a_label_with_a_hash_reaches_training_as_data_not_as_yaml_text(tmp_path):
+    """Issue 33, item 4: ' #' starts a YAML comment; the harness's overrides must keep the whole label and path."""
+    from stdsr.config.options import apply_force_yml, load_yaml
+
+    opt = load_yaml(BASELINE_OPT)
+    settings = {'train_val': False, 'teacher_ckpt': None}
+    exp_root = str(tmp_path / 'w #1' / 'runs' / 'my run #2_seed0_iter4' / 'train')
+    name = cd.run_name('my run #2', 0, 4)
+    apply_force_yml(opt, cd.harness_overrides(opt, name, 0, 4, exp_root, settings))
+    assert opt['name'] == 'my run #2_seed0_iter4'
+    assert opt['path']['experiments_root'] == exp_root
+    assert opt['manual_seed'] == 0 and opt['train']['total_iter'] == 4

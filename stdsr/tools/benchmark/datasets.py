@@ -7,7 +7,7 @@ from os import path as osp
 
 import numpy as np
 import torch
-import yaml
+from stdsr.config.yaml_reader import read_yaml_file
 
 from stdsr.data.clip_io import ClipTree, FrameReader, check_clip_sides, read_video_meta_info
 from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
@@ -51,8 +51,7 @@ def read_datasets_yaml(path):
     """A YAML list of ``{name, gt_root, lq_root?, degradation?, meta_info_file?}`` entries."""
     if not osp.isfile(path):
         raise BenchmarkError(f'--datasets file not found: {path}')
-    with open(path) as f:
-        entries = yaml.safe_load(f)
+    entries = read_yaml_file(path, BenchmarkError, '--datasets file')
     if not isinstance(entries, list) or not entries:
         raise BenchmarkError(f'{path}: expected a non-empty YAML list of data sets')
     specs = []

@@ -10,7 +10,7 @@ import math
 from collections import OrderedDict, namedtuple
 from os import path as osp
 
-import yaml
+from stdsr.config.yaml_reader import read_yaml_file
 from stdsr.errors import PaperTableError
 
 Row = namedtuple('Row', 'method params runtime_ms results source', defaults=(None, None, None, None))
@@ -69,11 +69,7 @@ def load_reference_rows(path):
     channel}}}]``; ``source`` is required (a published number without its origin cannot be checked)."""
     if not osp.isfile(path):
         raise PaperTableError(f'reference file not found: {path}')
-    with open(path) as f:
-        try:
-            data = yaml.safe_load(f)
-        except yaml.YAMLError as err:
-            raise PaperTableError(f'{path}: not valid YAML: {err}') from None
+    data = read_yaml_file(path, PaperTableError, 'reference file')
     if not isinstance(data, dict) or not isinstance(data.get('rows'), list) or set(data) - {'rows'}:
         raise PaperTableError(f"{path}: expected a mapping with one key 'rows' holding a list")
     rows = []

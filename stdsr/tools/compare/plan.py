@@ -9,8 +9,7 @@ from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
 
-import yaml
-
+from stdsr.config.yaml_reader import read_yaml_file, yaml_value
 from stdsr.errors import CompareError
 from stdsr.config.schema import plain_name_problem
 from stdsr.config.options import OptionError, apply_force_yml, load_yaml, validate_options
@@ -95,8 +94,7 @@ def resolve_settings(args):
     if args.plan:
         if not osp.isfile(args.plan):
             raise CompareError(f'plan file not found: {args.plan}')
-        with open(args.plan) as f:
-            plan = yaml.safe_load(f) or {}
+        plan = read_yaml_file(args.plan, CompareError, 'plan file') or {}
         if not isinstance(plan, dict):
             raise CompareError(f'{args.plan}: a plan must be a mapping')
         unknown = sorted(set(plan) - PLAN_KEYS)
@@ -248,10 +246,10 @@ def schedule_overrides(opt, iters):
         periods = scale(sched['periods'])
         if sum(sched['periods']) >= total and sum(periods) < iters:
             periods[-1] += iters - sum(periods)  # the stretched schedule must still cover the whole budget
-        return [f'train:scheduler:periods={periods}']
-    entries = [f"train:scheduler:milestones={scale(sched.get('milestones', []))}"]
+        return [f'train:scheduler:periods={yaml_value(periods)}']
+    entries = [f"train:scheduler:milestones={yaml_value(scale(sched.get('milestones', [])))}"]
     if 'restarts' in sched:
-        entries.append(f"train:scheduler:restarts={scale(sched['restarts'])}")
+        entries.append(f"train:scheduler:restarts={yaml_value(scale(sched['restarts']))}")
     return entries
 
 
@@ -260,13 +258,15 @@ def run_name(label, seed, iters):
 
 
 def harness_overrides(opt, name, seed, iters, exp_root, settings):
-    entries = [f'name={name}', f'manual_seed={seed}', f'train:total_iter={iters}',
-               f'path:experiments_root={exp_root}']
+    """The harness's --force_yml entries; every value is passed as YAML data (``yaml_value``), never as text that
+    YAML would re-parse (a label ``my run #2`` would otherwise train as ``name=my``)."""
+    entries = [f'name={yaml_value(name)}', f'manual_seed={yaml_value(seed)}', f'train:total_iter={yaml_value(iters)}',
+               f'path:experiments_root={yaml_value(exp_root)}']
     entries += schedule_overrides(opt, iters)
     if not settings['train_val']:
         entries.append('val=~')  # the harness evaluates every run itself, on one test set
     if settings['teacher_ckpt'] and 'network_t' in opt:
-        entries.append(f"path:pretrain_network_t={osp.abspath(settings['teacher_ckpt'])}")
+        entries.append(f"path:pretrain_network_t={yaml_value(osp.abspath(settings['teacher_ckpt']))}")
     return entries
 
 
