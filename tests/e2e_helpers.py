@@ -10,19 +10,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_OPTIONS = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo'
 
 
-# scripts/<path>.py -> the stdsr.tools module it is a shim over (scripts hold no logic of their own)
-SCRIPT_TOOLS = {
-    'benchmark': 'stdsr.tools.benchmark.cli', 'check_gpu': 'stdsr.tools.gpu_check',
-    'compare_distillation': 'stdsr.tools.compare', 'data_preparation/create_lmdb': 'stdsr.tools.create_lmdb',
-    'data_preparation/generate_lr': 'stdsr.tools.generate_lr',
-    'data_preparation/make_demo_clips': 'stdsr.tools.make_demo_clips',
-    'data_preparation/prepare_vsr_datasets': 'stdsr.tools.prepare_vsr_datasets',
-}
-
-
 def load_script(relative_path):
     """The package module behind ``scripts/<path>.py`` (its ``main`` is what the script calls)."""
-    return importlib.import_module(SCRIPT_TOOLS.get(relative_path, f'stdsr.tools.{relative_path}'))
+    return importlib.import_module('stdsr.tools.' + relative_path.replace('/', '.'))
 
 
 def tiny_edvr_overrides(net_key='network_g', num_feat=8):

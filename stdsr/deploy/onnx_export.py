@@ -203,7 +203,7 @@ def parity(net, session, clip):
 
 def export_student(model, output, opset=None, overwrite=False, parity_frames=None, parity_size=PARITY_SIZE,
                    max_abs=PARITY_MAX_ABS, min_psnr=PARITY_MIN_PSNR, log=print):
-    """Export ``model`` (a :class:`stdsr.tools.model_loading.LoadedModel`) to ``output``; returns the sidecar dict.
+    """Export ``model`` (a :class:`stdsr.inference.model_loading.LoadedModel`) to ``output``; returns the sidecar dict.
 
     Nothing appears at ``output`` unless the ONNX model agrees with PyTorch on real frames (``max_abs``,
     ``min_psnr``); an existing file is replaced only with ``overwrite``.

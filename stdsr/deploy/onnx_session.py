@@ -1,7 +1,7 @@
 """An exported student in onnxruntime, with the inference interface of a loaded PyTorch model.
 
 :class:`OnnxStudent` has what :func:`stdsr.inference.vsr_inference.chunked_sr` and the benchmark use of a
-:class:`stdsr.tools.model_loading.LoadedModel` (``label``, ``mode``, ``window``, ``scale``, ``infer``), so the
+:class:`stdsr.inference.model_loading.LoadedModel` (``label``, ``mode``, ``window``, ``scale``, ``infer``), so the
 chunked, bounded-memory inference runs unchanged without a PyTorch network. The model's sidecar (written by
 :func:`stdsr.deploy.onnx_export.export_student`) says its window and scale; both are checked against the graph
 at load, and against an option file when one is given.
@@ -14,7 +14,7 @@ import torch
 
 from stdsr.errors import OnnxModelError  # noqa: F401  (raised here; imported from here too)
 from stdsr.deploy.onnx_export import INPUT_NAME, SIDECAR_FORMAT, sidecar_path
-from stdsr.distill.clip_runner import temporal_mode, window_indices
+from stdsr.archs.clip_runner import temporal_mode, window_indices
 from stdsr.utils.cli import UserInputError
 
 PROBE_SIDE = 16  # LR side of the scale probe (a multiple of 4, as EDVR's pyramid wants)

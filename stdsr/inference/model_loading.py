@@ -16,7 +16,7 @@ from torch import nn as nn
 
 from stdsr.errors import ModelLoadError
 from stdsr.metrics.bicubic import BICUBIC_IMPLS, bicubic_upsample
-from stdsr.distill.clip_runner import run_clip, temporal_mode
+from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.distill.feature_hooks import fsr_tap
 from stdsr.config.options import OptionError, load_yaml, validate_options
 from stdsr.runtime.checkpoint import (EVAL_KEYS, WeightsError, build_with_weights,  # noqa: F401

@@ -17,7 +17,7 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
-from stdsr.distill.clip_runner import run_clip, temporal_mode
+from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.models.clip_vsr_model import ClipVSRModel
 from stdsr.runtime.train_efficiency import as_normal_tensors, phase, teacher_grad_mode
 from stdsr.losses.loss_balance import ShareWeight

@@ -1,6 +1,6 @@
 """Benchmark trained VSR models on clip trees or LMDBs: PSNR/SSIM (Y), tOF, runtime per frame, parameters.
 
-The command line over :mod:`stdsr.tools.benchmark`. Writes ``results.{md,csv,json}`` and
+The command line over :mod:`stdsr.tools.benchmarking`. Writes ``results.{md,csv,json}`` and
 ``psnr_vs_runtime.png`` to ``--output``. Examples (after ``make demo``; see docs/benchmark.md):
     python scripts/benchmark.py --opt baseline=options/train/STD/demo/train_VESPCNS_baseline_demo.yml \\
         --opt STD=options/train/STD/demo/train_VESPCNS_STD_demo.yml --demo datasets/demo --output results/bench
@@ -12,9 +12,9 @@ import argparse
 import sys
 
 import stdsr  # noqa: F401  (must precede basicsr: patches torchvision, registers archs)
-from stdsr.tools.benchmark.runner import run
+from stdsr.tools.benchmarking.runner import run
 from stdsr.utils.cli import run_cli
-from stdsr.tools.model_loading import BICUBIC_IMPLS, add_model_arguments
+from stdsr.inference.model_loading import BICUBIC_IMPLS, add_model_arguments
 from stdsr.metrics.vsr_metrics import METRIC_NAMES
 
 

@@ -194,7 +194,7 @@ def run_worker(opt_file, iters, nproc, timeout):
     """This module's ``--worker`` in a fresh process (or ``nproc`` processes under torchrun)."""
     fd, out = tempfile.mkstemp(suffix='.json')
     os.close(fd)
-    worker = ['-m', 'stdsr.tools.gpu_check', '--worker', opt_file, '--iters', str(iters), '--out', out]
+    worker = ['-m', 'stdsr.tools.check_gpu', '--worker', opt_file, '--iters', str(iters), '--out', out]
     if nproc:
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', *worker,
                '--launcher', 'pytorch']

@@ -17,7 +17,7 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from stdsr.losses import kd_baselines_loss as kd
 from stdsr.losses.kd_baselines_loss import (AttentionTransferLoss, FeatureStatsDistillLoss, FeatureTapError,
                                             FitNetHintLoss, FSPLoss, OutputDistillLoss, OverhaulFeatureLoss)
-from stdsr.distill.clip_runner import run_clip
+from stdsr.archs.clip_runner import run_clip
 from stdsr.models.distill_vsr_model import DistillVSRModel
 from stdsr.runtime.dist import init_dist_from_options
 from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames

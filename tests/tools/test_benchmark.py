@@ -16,13 +16,13 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.registry import ARCH_REGISTRY
 from e2e_helpers import load_script
 from stdsr.data.clip_io import DataError
-from stdsr.distill.clip_runner import run_clip
+from stdsr.archs.clip_runner import run_clip
 from stdsr.metrics import vsr_metrics as vm
 from stdsr.tools import benchmark
 from stdsr.inference import vsr_inference as inference
-from stdsr.tools import attention_figures as visualize
+from stdsr.tools.figures import attention as attention_figures as visualize
 from stdsr.inference.frame_io import InferenceInputError
-from stdsr.tools.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
+from stdsr.inference.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
 
 
 
@@ -460,7 +460,7 @@ def test_loaded_model_infer_runs_on_the_model_device(nets):
 def test_demo_flag_adds_the_real_motion_test_set(tiny_demo_root):
     from types import SimpleNamespace
 
-    from stdsr.tools.benchmark import collect_datasets
+    from stdsr.tools.benchmarking import collect_datasets
     args = SimpleNamespace(dataset=[], datasets=[], gt_root=None, lq_root=None, name=None,
                            demo=str(tiny_demo_root), center_frame_only=False, degradation=None)
     specs = collect_datasets(args)

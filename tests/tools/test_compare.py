@@ -10,7 +10,7 @@ import yaml
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
 from e2e_helpers import logged_iters
-from stdsr.tools import compare as distill_comparison
+from stdsr.tools import comparison as distill_comparison
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'options' / 'train' / 'STD' / 'demo'

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from e2e_helpers import load_script
-from stdsr.tools import gpu_check
+from stdsr.tools import check_gpu as gpu_check
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')

@@ -1,4 +1,5 @@
-"""scripts/download_pretrained_models.py and stdsr.tools.model_zoo: hash check, resume, atomic rename, no network.
+"""scripts/download_pretrained_models.py and stdsr.tools.downloads.model_zoo: hash check, resume, atomic rename,
+no network.
 
 Nothing is fetched from the internet: checkpoints are written by the tests and served by file:// URLs or a fake
 opener that honours HTTP Range requests.
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from e2e_helpers import load_script
-from stdsr.tools import model_zoo as dl
+from stdsr.tools.downloads import model_zoo as dl
 
 
 def write_named_checkpoint(folder, stem, tensor_seed=0):

@@ -13,7 +13,7 @@ import torch
 import stdsr  # noqa: F401  (patches torchvision before basicsr)
 from basicsr.archs.edvr_arch import EDVR
 from stdsr.distill.teacher import TeacherCheckpointError, build_frozen_teacher
-from stdsr.tools import model_zoo as download
+from stdsr.tools.downloads import model_zoo as download
 from stdsr.config.options import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,9 @@
-"""stdsr.tools.benchmark.paper_table: one markdown table per test set, measured and published rows kept apart."""
+"""stdsr.tools.benchmarking.paper_table: one markdown table per test set, measured and published rows kept apart."""
 from pathlib import Path
 
 import pytest
 
-from stdsr.tools.benchmark.paper_table import (PaperTableError, Row, load_reference_rows, render_paper_tables,
+from stdsr.tools.benchmarking.paper_table import (PaperTableError, Row, load_reference_rows, render_paper_tables,
                                           rows_from_report)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

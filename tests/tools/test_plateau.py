@@ -1,4 +1,5 @@
-"""stdsr.tools.plateau: the bicubic reference is exactly what a residual student with a dead branch outputs."""
+"""stdsr.tools.comparison.plateau: the bicubic reference is exactly what a residual student with a dead branch
+outputs."""
 import os
 from os import path as osp
 
@@ -10,7 +11,7 @@ from basicsr.utils import img2tensor, tensor2img
 
 import stdsr  # noqa: F401
 from stdsr.archs.vespcn_arch import VESPCN
-from stdsr.tools.plateau import bicubic_psnr, on_plateau
+from stdsr.tools.comparison.plateau import bicubic_psnr, on_plateau
 
 
 def test_bicubic_psnr_equals_a_residual_student_whose_branch_outputs_zero(tiny_demo_root, one_thread):

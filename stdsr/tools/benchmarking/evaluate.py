@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 
 from stdsr.errors import BenchmarkError
-from stdsr.tools.model_loading import synchronize
+from stdsr.inference.model_loading import synchronize
 from stdsr.metrics.vsr_metrics import average_over_clips, clip_metrics, tensor_to_frames
 
 

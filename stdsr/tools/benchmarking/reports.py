@@ -8,7 +8,7 @@ import math
 
 from stdsr.errors import BenchmarkError
 from stdsr.utils.atomic_files import write_files_together
-from stdsr.tools.benchmark.paper_table import PaperTableError, render_paper_tables, rows_from_report
+from stdsr.tools.benchmarking.paper_table import PaperTableError, render_paper_tables, rows_from_report
 
 
 def finite_or_none(value):

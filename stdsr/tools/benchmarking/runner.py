@@ -8,13 +8,13 @@ from os import path as osp
 import torch
 
 from stdsr.errors import BenchmarkError
-from stdsr.tools.benchmark.paper_table import PaperTableError, load_reference_rows
+from stdsr.tools.benchmarking.paper_table import PaperTableError, load_reference_rows
 from stdsr.utils.cli import UserInputError
-from stdsr.tools.model_loading import bicubic_model, models_from_args, resolve_device
+from stdsr.inference.model_loading import bicubic_model, models_from_args, resolve_device
 from stdsr.utils.output_paths import check_writable_dir
-from stdsr.tools.benchmark.datasets import collect_datasets, BenchmarkSet
-from stdsr.tools.benchmark.evaluate import evaluate
-from stdsr.tools.benchmark.reports import markdown_report, write_reports
+from stdsr.tools.benchmarking.datasets import collect_datasets, BenchmarkSet
+from stdsr.tools.benchmarking.evaluate import evaluate
+from stdsr.tools.benchmarking.reports import markdown_report, write_reports
 
 OUTPUT_FILES = ('results.md', 'results.csv', 'results.json', 'psnr_vs_runtime.png', 'paper_tables.md')
 

@@ -4,13 +4,13 @@ A distillation gain measured at one short budget can shrink or vanish at a longe
 its bicubic plateau makes any method look good. So a plan may list ``budgets`` (each run is trained per budget,
 its cosine schedule stretched to that budget), the report gives every method's paired gain against the budget
 (a table and a plot per test set), and every run that ends within ``PLATEAU_DB`` of the test set's bicubic
-up-sampling (the residual students' own path, :mod:`stdsr.tools.plateau`) is flagged next to its gain.
+up-sampling (the residual students' own path, :mod:`stdsr.tools.comparison.plateau`) is flagged next to its gain.
 """
 from collections import OrderedDict
 from os import path as osp
 
 from stdsr.utils.atomic_files import save_figure_atomic
-from stdsr.tools.plateau import PLATEAU_DB, bicubic_psnr, on_plateau
+from stdsr.tools.comparison.plateau import PLATEAU_DB, bicubic_psnr, on_plateau
 
 FLAG = '⚑'
 

@@ -14,7 +14,7 @@ import yaml
 from stdsr.errors import CompareError
 from stdsr.config.schema import plain_name_problem
 from stdsr.config.options import OptionError, apply_force_yml, load_yaml, validate_options
-from stdsr.tools import budget_axis
+from stdsr.tools.comparison import budget_axis
 
 
 # dataset keys that change speed, not data

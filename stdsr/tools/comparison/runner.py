@@ -20,13 +20,12 @@ from os import path as osp
 
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
 from stdsr.errors import CompareError
-from stdsr.config.options import OptionError
-from stdsr.tools import budget_axis
+from stdsr.tools.comparison import budget_axis
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
-from stdsr.tools.compare.plan import build_arg_parser, resolve_settings, resolve_iters, prepare_runs, run_name
-from stdsr.tools.compare.runs import (resolve_teacher, metrics_options, evaluate, do_run, do_teacher,
+from stdsr.tools.comparison.plan import build_arg_parser, resolve_settings, resolve_iters, prepare_runs, run_name
+from stdsr.tools.comparison.runs import (resolve_teacher, metrics_options, evaluate, do_run, do_teacher,
                                       finished_result)
-from stdsr.tools.compare.summary import summarize, paired_differences, format_paired, format_table, plot_chart
+from stdsr.tools.comparison.summary import summarize, paired_differences, format_paired, format_table, plot_chart
 
 
 def selected(run, settings):
@@ -137,16 +136,3 @@ def run_comparison(settings):
         raise CompareError(f"{len(report['failed'])} run(s) failed:\n" + '\n\n'.join(report['failed']))
     return report
 
-
-def main(argv=None):
-    args = build_arg_parser().parse_args(argv)
-    try:
-        run_comparison(resolve_settings(args))
-    except (CompareError, OptionError) as err:
-        print(f'error: {err}', file=sys.stderr, flush=True)
-        return 1
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

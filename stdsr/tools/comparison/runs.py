@@ -20,7 +20,7 @@ from stdsr.errors import CompareError, RunLockedError
 from stdsr.runtime.run_lock import RunLock
 from stdsr.config.options import apply_force_yml, load_yaml
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
-from stdsr.tools.compare.plan import read_json, plain, digest, log_tail, run_name, harness_overrides
+from stdsr.tools.comparison.plan import read_json, plain, digest, log_tail, run_name, harness_overrides
 
 
 def resolve_teacher(runs, settings):

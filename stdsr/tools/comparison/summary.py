@@ -4,7 +4,7 @@ baseline, plateau flags, markdown tables and bar charts.
 import math
 from collections import OrderedDict
 
-from stdsr.tools import budget_axis
+from stdsr.tools.comparison import budget_axis
 from stdsr.utils.tables import markdown_table
 from stdsr.utils.atomic_files import save_figure_atomic
 

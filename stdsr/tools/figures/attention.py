@@ -21,11 +21,11 @@ from stdsr.data.clip_io import natural_key
 from stdsr.data.lr_degradation import downsample, mod_crop
 from stdsr.errors import VisualizationError
 from stdsr.losses.distill_loss import attention_map
-from stdsr.distill.clip_runner import run_clip, window_indices
+from stdsr.archs.clip_runner import run_clip, window_indices
 from stdsr.distill.feature_hooks import FeatureRecorder, UnknownModulePathError, stack_frames
 from stdsr.utils.atomic_files import save_figure_atomic
 from stdsr.utils.cli import UserInputError
-from stdsr.tools.model_loading import BicubicUpsampler, models_from_args, resolve_device, split_label
+from stdsr.inference.model_loading import BicubicUpsampler, models_from_args, resolve_device, split_label
 from stdsr.utils.output_paths import check_writable_dir
 from stdsr.metrics.vsr_metrics import psnr_y, tensor_to_frames
 from stdsr.utils.frames import frames_to_clip

@@ -23,7 +23,7 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from stdsr.errors import ProfileError
-from stdsr.distill.clip_runner import temporal_mode
+from stdsr.archs.clip_runner import temporal_mode
 from stdsr.distill.feature_hooks import FeatureRecorder, UnknownModulePathError, fsr_tap, unwrap_network
 from stdsr.config.options import OptionError, check_typed_section, load_yaml
 from stdsr.utils.timing import synchronize
