@@ -20,7 +20,7 @@ from stdsr.archs.clip_runner import run_clip
 from stdsr.metrics import vsr_metrics as vm
 from stdsr.tools import benchmark
 from stdsr.inference import vsr_inference as inference
-from stdsr.tools.figures import attention as attention_figures as visualize
+from stdsr.tools.figures import attention as visualize
 from stdsr.inference.frame_io import InferenceInputError
 from stdsr.inference.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
 
