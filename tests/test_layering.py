@@ -108,3 +108,14 @@ def test_exceptions_live_in_errors():
                     getattr(b, 'id', '').endswith(('Error', 'Exception')) for b in node.bases)):
                 stray.append(f'{path.relative_to(REPO)}:{node.lineno} {node.name}')
     assert not stray, 'exception classes outside stdsr/errors.py:\n' + '\n'.join(stray)
+
+
+def test_networks_share_helpers_through_arch_util():
+    """A network module imports no other network module: shared helpers live in stdsr/archs/arch_util.py (as
+    BasicSR's do), so removing or changing one network cannot break another."""
+    borrowed = []
+    for path, module in modules():
+        if package_of(module) == 'stdsr.archs' and module.endswith('_arch'):
+            borrowed += [f'{path.relative_to(REPO)}:{line} imports {imported}'
+                         for line, imported in stdsr_imports(path) if imported.endswith('_arch')]
+    assert not borrowed, 'network modules importing other network modules:\n' + '\n'.join(borrowed)
