@@ -119,3 +119,43 @@ def test_networks_share_helpers_through_arch_util():
             borrowed += [f'{path.relative_to(REPO)}:{line} imports {imported}'
                          for line, imported in stdsr_imports(path) if imported.endswith('_arch')]
     assert not borrowed, 'network modules importing other network modules:\n' + '\n'.join(borrowed)
+
+
+def module_names():
+    return {module for _, module in modules()}
+
+
+def internal_edges(path, module, known):
+    """Modules of the same package that ``module`` imports (``from pkg import sub`` counts as importing pkg.sub)."""
+    own = package_of(module)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            targets = [f'{node.module}.{a.name}' if f'{node.module}.{a.name}' in known else node.module
+                       for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        yield from (t for t in targets if t in known and t != module and package_of(t) == own)
+
+
+def test_no_import_cycle_inside_a_package():
+    """Modules of one package import each other one way only (function-level imports included): a cycle hides which
+    module owns a concept, and only works while the imports happen to run in the right order."""
+    known = module_names()
+    graph = {module: set(internal_edges(path, module, known)) for path, module in modules()}
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = 'open'
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 'open':
+                cycles.append(' -> '.join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 'done'
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, 'import cycles inside a package:\n' + '\n'.join(cycles)

@@ -102,6 +102,26 @@ def bicubic_model(scale, impl='matlab', device='cpu', label='bicubic'):
 # ----------------------------------------------------------------------------------------------------------------------
 # checkpoints
 # ----------------------------------------------------------------------------------------------------------------------
+def temporal_design(net_opt, temporal=None, where=''):
+    """('sliding', window) or ('recurrent', None) of a network section and its ``temporal`` declaration."""
+    opt = {'network_g': net_opt, 'temporal': {'network_g': temporal} if temporal else {}}
+    try:
+        return temporal_mode(opt, 'network_g')
+    except (KeyError, ValueError) as err:
+        raise ModelLoadError(f'{where}: {err}') from None
+
+
+def read_arch_options(arch_opt_path):
+    """(network section, its ``temporal`` mode, ``scale``) of a whole option file (its ``network_g``) or of a
+    bare network section (``type: EDVR`` plus its arguments)."""
+    arch = load_yaml(arch_opt_path)
+    if 'network_g' in arch:
+        return arch['network_g'], (arch.get('temporal') or {}).get('network_g'), arch.get('scale')
+    if 'type' in arch:
+        return arch, None, None
+    raise ModelLoadError(f"{arch_opt_path}: expected a 'network_g' section or a network section with a 'type' key")
+
+
 def build_model(net_opt, ckpt_path, label, device='cpu', temporal=None, declared_scale=None, param_key=None,
                 source=''):
     """Network from ``net_opt`` ({type, **kwargs}) with the weights of ``ckpt_path``, in eval mode on ``device``."""
@@ -113,11 +133,7 @@ def build_model(net_opt, ckpt_path, label, device='cpu', temporal=None, declared
     except Exception as err:
         raise ModelLoadError(f"model '{label}': cannot build network {dict(net_opt)} ({source}): {err}") from err
     net.eval().requires_grad_(False).to(device)
-    opt = {'network_g': net_opt, 'temporal': {'network_g': temporal} if temporal else {}}
-    try:
-        mode, window = temporal_mode(opt, 'network_g')
-    except (KeyError, ValueError) as err:
-        raise ModelLoadError(f"model '{label}': {err}") from None
+    mode, window = temporal_design(net_opt, temporal, f"model '{label}'")
     if declared_scale is None and isinstance(net_opt.get('scale'), int):
         declared_scale = net_opt['scale']
     return LoadedModel(label=label, net=net, mode=mode, window=window, device=device,
@@ -161,13 +177,7 @@ def model_from_opt(opt_path, label=None, device='cpu', ckpt=None, root=None):
 def model_from_ckpt(ckpt_path, arch_opt_path, label=None, device='cpu'):
     """A checkpoint with the network described by ``arch_opt_path``: a whole option file (its ``network_g``,
     ``temporal`` and ``scale`` are used) or just the network section (``type: EDVR`` plus its arguments)."""
-    arch = load_yaml(arch_opt_path)
-    if 'network_g' in arch:
-        net_opt, temporal, scale = arch['network_g'], (arch.get('temporal') or {}).get('network_g'), arch.get('scale')
-    elif 'type' in arch:
-        net_opt, temporal, scale = arch, None, None
-    else:
-        raise ModelLoadError(f"{arch_opt_path}: expected a 'network_g' section or a network section with a 'type' key")
+    net_opt, temporal, scale = read_arch_options(arch_opt_path)
     label = label or osp.splitext(osp.basename(ckpt_path))[0]
     return build_model(net_opt, ckpt_path, label, device, temporal=temporal, declared_scale=scale,
                        source=f'arch {arch_opt_path}')

@@ -42,7 +42,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     import stdsr  # noqa: F401  (registers the archs)
-    from stdsr.deploy.onnx_export import check_output_path
+    from stdsr.deploy.sidecar import check_output_path
     from stdsr.inference.model_loading import models_from_args
     args = parse_args(argv)
     check_output_path(args.output, args.overwrite)  # before any model is loaded

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from stdsr.deploy.int8 import QuantizationRefused, quantize_student, training_windows
-from stdsr.deploy.onnx_export import export_student, sidecar_path
+from stdsr.deploy.onnx_export import export_student
+from stdsr.deploy.sidecar import sidecar_path
 from stdsr.deploy.onnx_session import OnnxStudent
 from stdsr.tools import quantize_onnx
 from stdsr.utils.cli import run_cli
