@@ -156,6 +156,10 @@ def validate_options(opt, is_train, source=''):
         if mode not in TEMPORAL_MODES:
             raise OptionError(f"{src}option 'temporal.{net_key}' must be one of {TEMPORAL_MODES}, got '{mode}'")
 
+    if opt.get('distill') is not None or (is_train and opt['model_type'] == 'DistillVSRModel'):
+        from stdsr.config.distill import check_distill_options
+        check_distill_options(opt, src)
+
     val = opt.get('val') or {}
     check_keys(val, 'val', VAL_KEYS, source=src)
     for name, metric in (val.get('metrics') or {}).items():

@@ -220,14 +220,12 @@ def apply_overrides(opt, entries, source):
 
 
 def check_distill_section(opt, source):
-    """The DistillVSRModel distill-section check, before anything is trained."""
+    """The distill-section check of option validation (stdsr.config.distill), before anything is trained."""
     if opt.get('model_type') != 'DistillVSRModel':
         return
-    from types import SimpleNamespace
-
-    from stdsr.models.distill_vsr_model import DistillVSRModel
+    from stdsr.config.distill import check_distill_options
     try:
-        DistillVSRModel._checked_distill_opt(SimpleNamespace(opt=opt))
+        check_distill_options(opt)
     except OptionError as err:
         raise OptionError(f'{source}: {err}') from None
 
