@@ -5,6 +5,7 @@ data loaders, the teacher or a run folder exist; the model and the comparison ha
 """
 import inspect
 
+from stdsr.config.keys import check_keys
 from stdsr.errors import OptionError
 
 DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode', 'balance'}
@@ -18,7 +19,6 @@ def check_distill_options(opt, src=''):
     """Raise OptionError naming the first wrong ``distill`` option of ``opt``; return the section."""
     from basicsr.utils.registry import LOSS_REGISTRY
 
-    from stdsr.config.options import check_keys
     distill_opt = opt.get('distill')
     if not distill_opt or not distill_opt.get('losses'):
         raise OptionError(f"{src}option 'distill.losses' is required for DistillVSRModel")

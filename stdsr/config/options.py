@@ -6,7 +6,6 @@ registry-typed sections (networks, losses, optimizers, schedulers) against the c
 and datasets against their ``OPTION_KEYS``.
 """
 import argparse
-import difflib
 import inspect
 import os
 import re
@@ -17,6 +16,7 @@ import torch
 import yaml
 
 from basicsr.utils.options import ordered_yaml
+from stdsr.config.keys import check_keys  # noqa: F401  (imported from here too)
 from stdsr.errors import OptionError
 
 
@@ -70,21 +70,6 @@ DIST_KEYS = {'backend', 'port'}
 # train.efficiency (stdsr/runtime/train_efficiency.py): key -> accepted values
 EFFICIENCY_VALUES = {'channels_last': (True, False), 'amp': (None, False, 'bf16', 'fp16'), 'compile': (True, False)}
 TEMPORAL_MODES = ('sliding', 'recurrent')
-
-
-def _suggest(key, valid):
-    close = difflib.get_close_matches(str(key), sorted(str(v) for v in valid), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ''
-
-
-def check_keys(section, where, valid, prefixes=(), source='', suffixes=()):
-    """Raise OptionError for the first key of ``section`` not in ``valid`` (nor with a valid prefix/suffix)."""
-    for key in section:
-        if key in valid or str(key).startswith(tuple(prefixes)) or str(key).endswith(tuple(suffixes)):
-            continue
-        hint = _suggest(key, set(valid) | {p + '*' for p in prefixes} | {'*' + s for s in suffixes})
-        raise OptionError(f"{source}unknown option '{where}.{key}'{hint}" if where else
-                          f"{source}unknown option '{key}'{hint}")
 
 
 def accepted_kwargs(fn):

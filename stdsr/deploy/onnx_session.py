@@ -3,8 +3,8 @@
 :class:`OnnxStudent` has what :func:`stdsr.inference.vsr_inference.chunked_sr` and the benchmark use of a
 :class:`stdsr.inference.model_loading.LoadedModel` (``label``, ``mode``, ``window``, ``scale``, ``infer``), so the
 chunked, bounded-memory inference runs unchanged without a PyTorch network. The model's sidecar (written by
-:func:`stdsr.deploy.onnx_export.export_student`, read by :mod:`stdsr.deploy.sidecar`) says its window and scale; both are checked against the graph
-at load, and against an option file when one is given.
+:func:`stdsr.deploy.onnx_export.export_student`, read by :mod:`stdsr.deploy.sidecar`) says its window and scale;
+both are checked against the graph at load, and against an option file when one is given.
 """
 from os import path as osp
 
