@@ -91,7 +91,10 @@ def test_scripts_are_shims_over_tools(script):
     defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
     assert not defs, f'{script.name} defines {defs}: logic belongs in a stdsr.tools module'
     tools = [name for _, name in stdsr_imports(script) if name.startswith('stdsr.tools.')]
-    assert tools, f'{script.name} calls no stdsr.tools module'
+    command = 'stdsr.tools.' + '.'.join(script.relative_to(REPO / 'scripts').with_suffix('').parts)
+    assert tools == [command], f'{script.name} must call the command module named as it, {command}; calls {tools}'
+    assert 'main' in {n.name for n in ast.parse(Path(REPO, *command.split('.')).with_suffix('.py').read_text()).body
+                      if isinstance(n, ast.FunctionDef)}, f'{command} has no main(argv)'
     code_lines = [l for l in script.read_text().split('"""', 2)[-1].splitlines() if l.strip() and not l.startswith('#')]
     assert len(code_lines) <= 12, f'{script.name} has {len(code_lines)} lines of code; a shim has a few'
 
