@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_OPTIONS = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo'
 
@@ -84,3 +87,12 @@ def first_batch(model, batch_size=2):
     from basicsr.data import build_dataset
     dataset = build_dataset(model.opt['datasets']['train'])
     return next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size)))
+
+
+def textured(height, width, shift_x=0.0, shift_y=0.0, seed=0):
+    """Smooth random texture sampled at a sub-pixel shift (uint8 BGR), for flow and metric tests."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (height + 16, width + 16, 3)).astype(np.float32), (0, 0), 2.0)
+    mat = np.float32([[1, 0, 8 + shift_x], [0, 1, 8 + shift_y]])
+    img = cv2.warpAffine(base, mat, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+    return np.clip(np.round((img - img.min()) / (img.max() - img.min()) * 255), 0, 255).astype(np.uint8)
