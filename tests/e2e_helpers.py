@@ -8,6 +8,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+import yaml
+from torch import nn as nn
+
+import stdsr  # noqa: F401  (before basicsr)
+from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_OPTIONS = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo'
@@ -96,3 +103,52 @@ def textured(height, width, shift_x=0.0, shift_y=0.0, seed=0):
     mat = np.float32([[1, 0, 8 + shift_x], [0, 1, 8 + shift_y]])
     img = cv2.warpAffine(base, mat, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
     return np.clip(np.round((img - img.min()) / (img.max() - img.min()) * 255), 0, 255).astype(np.uint8)
+
+
+@ARCH_REGISTRY.register()
+class BenchTemporalRFNet(nn.Module):
+    """A clip-in, clip-out ("recurrent"-type) x4 net whose frame t sees only frames t-radius..t+radius.
+
+    The temporal conv zero-pads the clip ends, so frames near a chunk border differ from whole-clip inference
+    unless the chunk carries ``radius`` real context frames there: exactly what chunked inference must handle.
+    """
+
+    def __init__(self, radius=2, num_feat=4):
+        super().__init__()
+        self.temporal = nn.Conv3d(3, num_feat, (2 * radius + 1, 3, 3), padding=(radius, 1, 1))
+        self.up = nn.Sequential(nn.Conv2d(num_feat, 3 * 16, 3, 1, 1), nn.PixelShuffle(4))
+        self.conv_hr = nn.Conv2d(3, 4, 3, 1, 1)
+        self.conv_last = nn.Conv2d(4, 3, 3, 1, 1)
+
+    def forward(self, x):
+        feat = self.temporal(x.transpose(1, 2)).transpose(1, 2)
+        outs = []
+        for i in range(x.shape[1]):
+            hr = self.up(feat[:, i])
+            outs.append(self.conv_last(torch.relu(self.conv_hr(hr))) + hr)
+        return torch.stack(outs, dim=1)
+
+
+def tiny_vsrnet_opt(scale=4, num_frame=3):
+    return {'type': 'VSRNet', 'num_frame': num_frame, 'num_feat': 6, 'num_feat_hr': 4, 'scale': scale,
+            'kernel_sizes': [3, 3, 3], 'residual': True}
+
+
+def save_net(path, net_opt, seed, keys=('params', )):
+    torch.manual_seed(seed)
+    net = build_network(net_opt)
+    torch.save({key: net.state_dict() for key in keys}, path)
+    return net
+
+
+def write_yaml(path, data):
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def option_file(path, net_opt, ckpt=None, name='tiny', experiments_root=None):
+    opt = {'name': name, 'model_type': 'ClipVSRModel', 'scale': net_opt.get('scale', 4), 'num_gpu': 0,
+           'network_g': net_opt, 'path': {'pretrain_network_g': ckpt}}
+    if experiments_root:
+        opt['path']['experiments_root'] = str(experiments_root)
+    return write_yaml(path, opt)

@@ -6,22 +6,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import yaml
-from torch import nn as nn
 
 import stdsr  # noqa: F401  (before basicsr)
-from basicsr.archs import build_network
-from basicsr.utils.registry import ARCH_REGISTRY
-from e2e_helpers import load_script, textured
+from e2e_helpers import load_script, textured, write_yaml
 from stdsr.data.clip_io import DataError
 from stdsr.archs.clip_runner import run_clip
 from stdsr.tools import benchmarking as benchmark
 from stdsr.inference import vsr_inference as inference
 from stdsr.tools.figures import attention as visualize
 from stdsr.inference.frame_io import InferenceInputError
-from stdsr.inference.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
-
-
+from stdsr.inference.model_loading import ModelLoadError, model_from_opt
 
 
 benchmark_script = load_script('benchmark')
@@ -29,105 +23,9 @@ inference_script = load_script('inference_vsr')
 visualize_script = load_script('visualize_attention')
 
 
-@ARCH_REGISTRY.register()
-class BenchTemporalRFNet(nn.Module):
-    """A clip-in, clip-out ("recurrent"-type) x4 net whose frame t sees only frames t-radius..t+radius.
-
-    The temporal conv zero-pads the clip ends, so frames near a chunk border differ from whole-clip inference
-    unless the chunk carries ``radius`` real context frames there: exactly what chunked inference must handle.
-    """
-
-    def __init__(self, radius=2, num_feat=4):
-        super().__init__()
-        self.temporal = nn.Conv3d(3, num_feat, (2 * radius + 1, 3, 3), padding=(radius, 1, 1))
-        self.up = nn.Sequential(nn.Conv2d(num_feat, 3 * 16, 3, 1, 1), nn.PixelShuffle(4))
-        self.conv_hr = nn.Conv2d(3, 4, 3, 1, 1)
-        self.conv_last = nn.Conv2d(4, 3, 3, 1, 1)
-
-    def forward(self, x):
-        feat = self.temporal(x.transpose(1, 2)).transpose(1, 2)
-        outs = []
-        for i in range(x.shape[1]):
-            hr = self.up(feat[:, i])
-            outs.append(self.conv_last(torch.relu(self.conv_hr(hr))) + hr)
-        return torch.stack(outs, dim=1)
-
-
-def tiny_vsrnet_opt(scale=4, num_frame=3):
-    return {'type': 'VSRNet', 'num_frame': num_frame, 'num_feat': 6, 'num_feat_hr': 4, 'scale': scale,
-            'kernel_sizes': [3, 3, 3], 'residual': True}
-
-
-def save_net(path, net_opt, seed, keys=('params', )):
-    torch.manual_seed(seed)
-    net = build_network(net_opt)
-    torch.save({key: net.state_dict() for key in keys}, path)
-    return net
-
-
-def write_yaml(path, data):
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return str(path)
-
-
-def option_file(path, net_opt, ckpt=None, name='tiny', experiments_root=None):
-    opt = {'name': name, 'model_type': 'ClipVSRModel', 'scale': net_opt.get('scale', 4), 'num_gpu': 0,
-           'network_g': net_opt, 'path': {'pretrain_network_g': ckpt}}
-    if experiments_root:
-        opt['path']['experiments_root'] = str(experiments_root)
-    return write_yaml(path, opt)
-
-
-@pytest.fixture(scope='module')
-def nets(tmp_path_factory):
-    """Two differently seeded tiny VSRNets (one as an option file, one as ckpt + arch options) and a x2 one."""
-    root = tmp_path_factory.mktemp('nets')
-    net_opt = tiny_vsrnet_opt()
-    save_net(root / 'a.pth', net_opt, 0)
-    save_net(root / 'b.pth', net_opt, 1, keys=('params', 'params_ema'))
-    save_net(root / 'x2.pth', tiny_vsrnet_opt(scale=2), 2)
-    save_net(root / 'rf.pth', {'type': 'BenchTemporalRFNet'}, 3)
-    return {
-        'opt_a': option_file(root / 'a.yml', net_opt, str(root / 'a.pth'), name='A'),
-        'ckpt_b': str(root / 'b.pth'),
-        'arch': write_yaml(root / 'arch.yml', net_opt),
-        'opt_x2': option_file(root / 'x2.yml', tiny_vsrnet_opt(scale=2), str(root / 'x2.pth'), name='X2'),
-        'ckpt_rf': str(root / 'rf.pth'),
-        'arch_rf': write_yaml(root / 'arch_rf.yml', {'type': 'BenchTemporalRFNet'}),
-    }
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # model loading
 # ----------------------------------------------------------------------------------------------------------------------
-def test_loading_prefers_params_ema_and_reports_parameters(tmp_path, nets):
-    net_opt = tiny_vsrnet_opt()
-    torch.manual_seed(5)
-    raw, ema = build_network(net_opt), build_network(net_opt)
-    torch.save({'params': raw.state_dict(), 'params_ema': ema.state_dict()}, tmp_path / 'both.pth')
-    model = model_from_ckpt(str(tmp_path / 'both.pth'), nets['arch'], device='cpu')
-    assert torch.equal(model.net.conv_last.weight, ema.conv_last.weight)
-    assert not torch.equal(model.net.conv_last.weight, raw.conv_last.weight)
-    assert model.label == 'both' and '[params_ema]' in model.source
-    assert model.num_params == sum(p.numel() for p in ema.parameters())
-    assert (model.mode, model.window, model.scale) == ('sliding', 3, 4)
-    opt_model = model_from_opt(nets['opt_a'], device='cpu')
-    assert opt_model.label == 'A' and '[params]' in opt_model.source
-
-
-def test_loading_errors_name_the_file(tmp_path, nets):
-    with pytest.raises(ModelLoadError, match='missing.pth'):
-        model_from_ckpt(str(tmp_path / 'missing.pth'), nets['arch'])
-    with pytest.raises(ModelLoadError, match='missing keys.*conv_hr'):
-        torch.save({'params': {'conv_last.weight': torch.zeros(1)}}, tmp_path / 'partial.pth')
-        model_from_ckpt(str(tmp_path / 'partial.pth'), nets['arch'])
-    no_ckpt = option_file(tmp_path / 'untrained.yml', tiny_vsrnet_opt(), experiments_root=tmp_path / 'exp')
-    with pytest.raises(ModelLoadError, match='net_g_latest.pth'):
-        model_from_opt(no_ckpt)
-    # once the run has written net_g_latest.pth, the same option file loads it
-    (tmp_path / 'exp' / 'models').mkdir(parents=True)
-    save_net(tmp_path / 'exp' / 'models' / 'net_g_latest.pth', tiny_vsrnet_opt(), 0)
-    assert model_from_opt(no_ckpt).source.endswith('net_g_latest.pth [params]')
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -293,50 +191,6 @@ def test_inference_errors(tmp_path, nets):
     assert read_png(tmp_path / 'lr' / '0.png').shape == (16, 16, 3)
 
 
-def frame_stream(frames, log):
-    for frame in frames:
-        log.append('read')
-        yield frame
-
-
-def chunked(model, frames, chunk, overlap):
-    """Chunked SR of ``frames`` as one (N, 3, H, W) tensor, checking how many frames are held at any time."""
-    log, outs = [], []
-    for out in inference.chunked_sr(model, frame_stream(frames, log), chunk, overlap):
-        outs.append(out)
-        held = log.count('read') - len(outs)
-        assert held <= chunk + overlap, f'{held} LR frames held for chunk={chunk}, overlap={overlap}'
-    return torch.stack(outs)
-
-
-def test_chunked_inference_matches_whole_clip_for_a_sliding_network(nets):
-    model = model_from_opt(nets['opt_a'], device='cpu')
-    frames = [textured(12, 16, shift_x=0.5 * t, seed=5) for t in range(11)]
-    whole = run_clip(model.net, inference.frames_to_clip(frames), 'sliding', 3)[0]
-    for chunk in (1, 4, 20):
-        out = chunked(model, frames, chunk, inference.default_overlap(model))
-        torch.testing.assert_close(out, whole, atol=1e-5, rtol=0)
-    # without context frames the chunk borders replicate instead of seeing their neighbours: must differ
-    assert (chunked(model, frames, 4, 0) - whole).abs().amax() > 1e-3
-
-
-def test_chunked_inference_matches_whole_clip_for_a_recurrent_network_away_from_borders(nets):
-    model = model_from_ckpt(nets['ckpt_rf'], nets['arch_rf'], device='cpu')
-    assert model.mode == 'recurrent'
-    frames = [textured(8, 8, shift_y=0.5 * t, seed=6) for t in range(13)]
-    whole = model.infer(inference.frames_to_clip(frames))[0]
-    n, chunk, radius = len(frames), 4, 2
-    torch.testing.assert_close(chunked(model, frames, chunk, radius), whole, atol=1e-5, rtol=0)
-    overlap = 1  # less context than the receptive field: only frames far enough from inner chunk borders agree
-    out = chunked(model, frames, chunk, overlap)
-    err = (out - whole).abs().flatten(1).amax(dim=1)
-    for t in range(n):
-        start = t // chunk * chunk
-        in_start, in_end = max(0, start - overlap), min(n, start + chunk + overlap)
-        sees_all = (t - radius >= in_start or in_start == 0) and (t + radius < in_end or in_end == n)
-        assert (err[t] < 1e-5) == sees_all, f'frame {t}: error {err[t]:.2e}, full receptive field: {sees_all}'
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # attention and crop figures
 # ----------------------------------------------------------------------------------------------------------------------
@@ -383,13 +237,6 @@ def test_visualize_attention_writes_figures_of_the_documented_size(tmp_path, net
                     str(tmp_path / 'from_gt')])
     assert read_png(tmp_path / 'from_gt' / f'attention_{clip}_00000000.png').shape[:2] == (
         round(0.18 * 80) + 80 + 20, 12 + 240)
-
-
-def test_loaded_model_infer_runs_on_the_model_device(nets):
-    model = model_from_opt(nets['opt_a'], device='cpu')
-    assert isinstance(model, LoadedModel) and model.fsr_tap == 'conv_last:input'
-    out = model.infer(torch.rand(1, 4, 3, 6, 5))
-    assert out.shape == (1, 4, 3, 24, 20) and out.device.type == 'cpu'
 
 
 def test_demo_flag_adds_the_real_motion_test_set(tiny_demo_root):
