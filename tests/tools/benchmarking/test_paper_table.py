@@ -6,7 +6,7 @@ import pytest
 from stdsr.tools.benchmarking.paper_table import (PaperTableError, Row, load_reference_rows, render_paper_tables,
                                           rows_from_report)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def report(psnrs):

@@ -16,7 +16,7 @@ from stdsr.distill.teacher import TeacherCheckpointError, build_frozen_teacher
 from stdsr.tools.downloads import model_zoo as download
 from stdsr.config.options import load_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ZOO_TRAIN = REPO_ROOT / 'options/train/STD/zoo'
 BENCHMARKS = REPO_ROOT / 'options/test/STD/benchmarks'
 ZOO_PREFIX = 'experiments/pretrained_models/'
