@@ -10,6 +10,7 @@ import yaml
 import stdsr  # noqa: F401
 from basicsr.archs import build_network
 from e2e_helpers import logged_iters
+from stdsr.tools import compare_distillation
 from stdsr.tools import comparison as distill_comparison
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def compared(tiny_demo_root, teacher_ckpt, tmp_path_factory):
     argv = ['--opts', BASELINE_OPT, STD_OPT, '--baseline', BASELINE_OPT, '--iters', '2', '--seeds', '0',
             '--work-dir', str(work), '--teacher-ckpt', str(teacher_ckpt),
             '--force-yml', *compare_overrides(tiny_demo_root)]
-    assert cd.main(argv) == 0
+    assert compare_distillation.main(argv) == 0
     return work, argv
 
 
@@ -88,7 +89,7 @@ def test_second_invocation_reuses_finished_runs(compared, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in results}
     headers = {p: p.read_text().count('=====') for p in (work / 'runs').glob('*/train_stdout.log')}
     capsys.readouterr()
-    assert cd.main(argv) == 0
+    assert compare_distillation.main(argv) == 0
     out = capsys.readouterr().out
     assert '[compare] trained 0, reused 3, evaluated 0, failed 0' in out
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
@@ -112,7 +113,7 @@ def test_interrupted_run_resumes(compared, capsys):
     """A run with saved states but no result (killed before it finished) continues from its latest state."""
     run_dir, argv = copy_with_unfinished_run(compared, 'resumed', 'EDVRS_baseline_demo_seed0_iter2')
     capsys.readouterr()
-    assert cd.main(argv) == 0
+    assert compare_distillation.main(argv) == 0
     assert '[compare] trained 1, reused 2, evaluated 1, failed 0' in capsys.readouterr().out
     assert 'Resuming training from epoch' in (run_dir / 'train_stdout.log').read_text()
     assert (run_dir / 'result.json').is_file()
@@ -150,7 +151,7 @@ def test_schedule_is_stretched_to_the_budget():
 
 
 def test_missing_option_file_is_refused(tmp_path, capsys):
-    assert cd.main(['--opts', BASELINE_OPT, str(tmp_path / 'nope.yml'), '--work-dir', str(tmp_path / 'w')]) == 1
+    assert compare_distillation.main(['--opts', BASELINE_OPT, str(tmp_path / 'nope.yml'), '--work-dir', str(tmp_path / 'w')]) == 1
     assert f"option file(s) not found: {tmp_path / 'nope.yml'}" in capsys.readouterr().err
     assert not (tmp_path / 'w').exists()
 
@@ -163,7 +164,7 @@ def test_mismatched_data_is_refused_before_training(tiny_demo_root, teacher_ckpt
     force = [f for f in compare_overrides(tiny_demo_root) if 'gt_size' not in f]
     argv = ['--opts', BASELINE_OPT, str(other), '--iters', '2', '--work-dir', str(tmp_path / 'w'), '--teacher-ckpt',
             str(teacher_ckpt), '--force-yml', *force]
-    assert cd.main(argv) == 1
+    assert compare_distillation.main(argv) == 1
     err = capsys.readouterr().err
     assert 'runs must use the same data' in err and 'train.gt_size: 48 vs 96' in err and str(other) in err
     assert not (tmp_path / 'w').exists()
@@ -177,13 +178,13 @@ def test_a_run_another_harness_holds_is_refused_without_touching_it(compared, ca
     log_before = (run_dir / 'train_stdout.log').read_text()
     capsys.readouterr()
     with RunLock(str(run_dir), 'comparison run'):  # what a running harness holds while it trains and evaluates
-        assert cd.main(argv) == 1
+        assert compare_distillation.main(argv) == 1
     err = capsys.readouterr().err
     assert 'comparison run' in err and 'is in use by pid' in err and str(run_dir) in err
     assert (run_dir / 'train_stdout.log').read_text() == log_before
     assert not (run_dir / 'result.json').exists() and not (run_dir / 'train_done.json').exists()
     capsys.readouterr()
-    assert cd.main(argv) == 0  # once it is free the run resumes
+    assert compare_distillation.main(argv) == 0  # once it is free the run resumes
     assert (run_dir / 'result.json').is_file()
 
 
@@ -194,7 +195,7 @@ def test_report_only_reports_finished_runs_and_trains_nothing(compared, tmp_path
     copy = run_dir.parent.parent
     logs = {p: p.read_text() for p in (copy / 'runs').glob('*/train_stdout.log')}
     capsys.readouterr()
-    assert cd.main(argv + ['--report-only']) == 0
+    assert compare_distillation.main(argv + ['--report-only']) == 0
     out = capsys.readouterr().out
     assert '[compare] trained 0, reused 2, evaluated 0, failed 0, not run 1' in out  # the baseline and the teacher
     assert not (run_dir / 'result.json').exists()
@@ -206,7 +207,7 @@ def test_report_only_reports_finished_runs_and_trains_nothing(compared, tmp_path
     assert 'Not run (no finished result in this work dir): EDVRS_STD_demo_seed0_iter2.' in md
     assert '| EDVRS_baseline_demo | **baseline** | 0 |' in md and '| EDVRS_STD_demo |' not in md
     empty = [a if a != str(compared[0]) else str(tmp_path / 'empty') for a in compared[1]]
-    assert cd.main(empty + ['--report-only']) == 1
+    assert compare_distillation.main(empty + ['--report-only']) == 1
     assert '--report-only: no finished run of this plan in' in capsys.readouterr().err
     assert not (tmp_path / 'empty').exists()
 
@@ -216,7 +217,7 @@ def test_failed_run_shows_the_tail_of_its_log(tiny_demo_root, tmp_path, capsys):
     bad_meta.write_text('no_such_clip 8 (64,64,3)\n')
     force = compare_overrides(tiny_demo_root) + [f'datasets:train:meta_info_file={bad_meta}']
     argv = ['--opts', BASELINE_OPT, '--iters', '2', '--work-dir', str(tmp_path / 'w'), '--force-yml', *force]
-    assert cd.main(argv) == 1
+    assert compare_distillation.main(argv) == 1
     err = capsys.readouterr().err
     assert "run 'EDVRS_baseline_demo_seed0_iter2'" in err and 'failed with exit code' in err
     assert 'no_such_clip' in err and 'train_stdout.log' in err
@@ -283,7 +284,7 @@ def test_budget_axis_trains_each_budget_and_reports_gain_against_budget(compared
     i = argv.index('--iters')
     argv = argv[:i] + ['--budgets', '2', '1'] + argv[i + 2:]
     capsys.readouterr()
-    assert cd.main(argv) == 0
+    assert compare_distillation.main(argv) == 0
     assert '[compare] trained 2, reused 3, evaluated 2, failed 0' in capsys.readouterr().out
     log = next((copy / 'runs' / 'EDVRS_baseline_demo_seed0_iter1' / 'train').glob('train_*.log')).read_text()
     assert logged_iters(log) == [1]
@@ -313,20 +314,20 @@ def test_run_budgets_and_only_select_what_is_trained(compared, capsys):
                  {'opt': STD_OPT, 'label': 'EDVRS_STD_demo', 'budgets': [2]}]}))
     rest = argv[argv.index('--teacher-ckpt'):]
     capsys.readouterr()
-    assert cd.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest]) == 0
+    assert compare_distillation.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest]) == 0
     assert '[compare] trained 1, reused 1, evaluated 1, failed 0' in capsys.readouterr().out  # no teacher row
     # only runs without a teacher: the teacher checkpoint is not needed (it may still be training)
-    assert cd.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest, '--teacher-ckpt', 'nope.pth']) == 0
+    assert compare_distillation.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest, '--teacher-ckpt', 'nope.pth']) == 0
     assert '[compare] trained 0, reused 2, evaluated 0, failed 0' in capsys.readouterr().out
-    assert cd.main(['--plan', str(plan), '--only', 'EDVRS_STD_demo', *rest, '--teacher-ckpt', 'nope.pth']) != 0
+    assert compare_distillation.main(['--plan', str(plan), '--only', 'EDVRS_STD_demo', *rest, '--teacher-ckpt', 'nope.pth']) != 0
     assert 'teacher checkpoint not found: nope.pth' in capsys.readouterr().err
-    assert cd.main(['--plan', str(plan), *rest]) == 0
+    assert compare_distillation.main(['--plan', str(plan), *rest]) == 0
     assert '[compare] trained 0, reused 4, evaluated 0, failed 0' in capsys.readouterr().out
     assert not (copy / 'runs' / 'EDVRS_STD_demo_seed0_iter1').exists()
     text = (copy / 'gain_vs_budget.md').read_text()
     assert '| EDVRS_STD_demo | — |' in text
     # --budgets selects among the plan's budgets: the STD run (budgets [2]) is not trained at budget 1 alone
-    assert cd.main(['--plan', str(plan), '--budgets', '1', *rest]) == 0
+    assert compare_distillation.main(['--plan', str(plan), '--budgets', '1', *rest]) == 0
     assert '[compare] trained 0, reused 2, evaluated 0, failed 0' in capsys.readouterr().out
     with pytest.raises(cd.CompareError, match=r"--only \['nope'\]: no such run label"):
         cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan), '--only', 'nope']))
