@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import stdsr  # noqa: F401  (patches torchvision before basicsr is imported)
+from e2e_helpers import option_file, save_net, tiny_vsrnet_opt, write_yaml
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
 
@@ -126,3 +127,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def nets(tmp_path_factory):
+    """Two differently seeded tiny VSRNets (one as an option file, one as ckpt + arch options) and a x2 one."""
+    root = tmp_path_factory.mktemp('nets')
+    net_opt = tiny_vsrnet_opt()
+    save_net(root / 'a.pth', net_opt, 0)
+    save_net(root / 'b.pth', net_opt, 1, keys=('params', 'params_ema'))
+    save_net(root / 'x2.pth', tiny_vsrnet_opt(scale=2), 2)
+    save_net(root / 'rf.pth', {'type': 'BenchTemporalRFNet'}, 3)
+    return {
+        'opt_a': option_file(root / 'a.yml', net_opt, str(root / 'a.pth'), name='A'),
+        'ckpt_b': str(root / 'b.pth'),
+        'arch': write_yaml(root / 'arch.yml', net_opt),
+        'opt_x2': option_file(root / 'x2.yml', tiny_vsrnet_opt(scale=2), str(root / 'x2.pth'), name='X2'),
+        'ckpt_rf': str(root / 'rf.pth'),
+        'arch_rf': write_yaml(root / 'arch_rf.yml', {'type': 'BenchTemporalRFNet'}),
+    }

@@ -6,23 +6,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch import nn as nn
+
+import stdsr  # noqa: F401  (before basicsr)
+from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_OPTIONS = REPO_ROOT / 'options' / 'train' / 'STD' / 'demo'
 
 
-# scripts/<path>.py -> the stdsr.tools module it is a shim over (scripts hold no logic of their own)
-SCRIPT_TOOLS = {
-    'benchmark': 'stdsr.tools.benchmark.cli', 'check_gpu': 'stdsr.tools.gpu_check',
-    'compare_distillation': 'stdsr.tools.compare', 'data_preparation/create_lmdb': 'stdsr.tools.create_lmdb',
-    'data_preparation/generate_lr': 'stdsr.tools.generate_lr',
-    'data_preparation/make_demo_clips': 'stdsr.tools.make_demo_clips',
-    'data_preparation/prepare_vsr_datasets': 'stdsr.tools.prepare_vsr_datasets',
-}
-
-
 def load_script(relative_path):
     """The package module behind ``scripts/<path>.py`` (its ``main`` is what the script calls)."""
-    return importlib.import_module(SCRIPT_TOOLS.get(relative_path, f'stdsr.tools.{relative_path}'))
+    return importlib.import_module('stdsr.tools.' + relative_path.replace('/', '.'))
 
 
 def tiny_edvr_overrides(net_key='network_g', num_feat=8):
@@ -94,3 +94,61 @@ def first_batch(model, batch_size=2):
     from basicsr.data import build_dataset
     dataset = build_dataset(model.opt['datasets']['train'])
     return next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size)))
+
+
+def textured(height, width, shift_x=0.0, shift_y=0.0, seed=0):
+    """Smooth random texture sampled at a sub-pixel shift (uint8 BGR), for flow and metric tests."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (height + 16, width + 16, 3)).astype(np.float32), (0, 0), 2.0)
+    mat = np.float32([[1, 0, 8 + shift_x], [0, 1, 8 + shift_y]])
+    img = cv2.warpAffine(base, mat, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+    return np.clip(np.round((img - img.min()) / (img.max() - img.min()) * 255), 0, 255).astype(np.uint8)
+
+
+@ARCH_REGISTRY.register()
+class BenchTemporalRFNet(nn.Module):
+    """A clip-in, clip-out ("recurrent"-type) x4 net whose frame t sees only frames t-radius..t+radius.
+
+    The temporal conv zero-pads the clip ends, so frames near a chunk border differ from whole-clip inference
+    unless the chunk carries ``radius`` real context frames there: exactly what chunked inference must handle.
+    """
+
+    def __init__(self, radius=2, num_feat=4):
+        super().__init__()
+        self.temporal = nn.Conv3d(3, num_feat, (2 * radius + 1, 3, 3), padding=(radius, 1, 1))
+        self.up = nn.Sequential(nn.Conv2d(num_feat, 3 * 16, 3, 1, 1), nn.PixelShuffle(4))
+        self.conv_hr = nn.Conv2d(3, 4, 3, 1, 1)
+        self.conv_last = nn.Conv2d(4, 3, 3, 1, 1)
+
+    def forward(self, x):
+        feat = self.temporal(x.transpose(1, 2)).transpose(1, 2)
+        outs = []
+        for i in range(x.shape[1]):
+            hr = self.up(feat[:, i])
+            outs.append(self.conv_last(torch.relu(self.conv_hr(hr))) + hr)
+        return torch.stack(outs, dim=1)
+
+
+def tiny_vsrnet_opt(scale=4, num_frame=3):
+    return {'type': 'VSRNet', 'num_frame': num_frame, 'num_feat': 6, 'num_feat_hr': 4, 'scale': scale,
+            'kernel_sizes': [3, 3, 3], 'residual': True}
+
+
+def save_net(path, net_opt, seed, keys=('params', )):
+    torch.manual_seed(seed)
+    net = build_network(net_opt)
+    torch.save({key: net.state_dict() for key in keys}, path)
+    return net
+
+
+def write_yaml(path, data):
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def option_file(path, net_opt, ckpt=None, name='tiny', experiments_root=None):
+    opt = {'name': name, 'model_type': 'ClipVSRModel', 'scale': net_opt.get('scale', 4), 'num_gpu': 0,
+           'network_g': net_opt, 'path': {'pretrain_network_g': ckpt}}
+    if experiments_root:
+        opt['path']['experiments_root'] = str(experiments_root)
+    return write_yaml(path, opt)

@@ -91,7 +91,10 @@ def test_scripts_are_shims_over_tools(script):
     defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
     assert not defs, f'{script.name} defines {defs}: logic belongs in a stdsr.tools module'
     tools = [name for _, name in stdsr_imports(script) if name.startswith('stdsr.tools.')]
-    assert tools, f'{script.name} calls no stdsr.tools module'
+    command = 'stdsr.tools.' + '.'.join(script.relative_to(REPO / 'scripts').with_suffix('').parts)
+    assert tools == [command], f'{script.name} must call the command module named as it, {command}; calls {tools}'
+    assert 'main' in {n.name for n in ast.parse(Path(REPO, *command.split('.')).with_suffix('.py').read_text()).body
+                      if isinstance(n, ast.FunctionDef)}, f'{command} has no main(argv)'
     code_lines = [l for l in script.read_text().split('"""', 2)[-1].splitlines() if l.strip() and not l.startswith('#')]
     assert len(code_lines) <= 12, f'{script.name} has {len(code_lines)} lines of code; a shim has a few'
 
@@ -108,3 +111,54 @@ def test_exceptions_live_in_errors():
                     getattr(b, 'id', '').endswith(('Error', 'Exception')) for b in node.bases)):
                 stray.append(f'{path.relative_to(REPO)}:{node.lineno} {node.name}')
     assert not stray, 'exception classes outside stdsr/errors.py:\n' + '\n'.join(stray)
+
+
+def test_networks_share_helpers_through_arch_util():
+    """A network module imports no other network module: shared helpers live in stdsr/archs/arch_util.py (as
+    BasicSR's do), so removing or changing one network cannot break another."""
+    borrowed = []
+    for path, module in modules():
+        if package_of(module) == 'stdsr.archs' and module.endswith('_arch'):
+            borrowed += [f'{path.relative_to(REPO)}:{line} imports {imported}'
+                         for line, imported in stdsr_imports(path) if imported.endswith('_arch')]
+    assert not borrowed, 'network modules importing other network modules:\n' + '\n'.join(borrowed)
+
+
+def module_names():
+    return {module for _, module in modules()}
+
+
+def internal_edges(path, module, known):
+    """Modules of the same package that ``module`` imports (``from pkg import sub`` counts as importing pkg.sub)."""
+    own = package_of(module)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            targets = [f'{node.module}.{a.name}' if f'{node.module}.{a.name}' in known else node.module
+                       for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        yield from (t for t in targets if t in known and t != module and package_of(t) == own)
+
+
+def test_no_import_cycle_inside_a_package():
+    """Modules of one package import each other one way only (function-level imports included): a cycle hides which
+    module owns a concept, and only works while the imports happen to run in the right order."""
+    known = module_names()
+    graph = {module: set(internal_edges(path, module, known)) for path, module in modules()}
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = 'open'
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 'open':
+                cycles.append(' -> '.join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 'done'
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, 'import cycles inside a package:\n' + '\n'.join(cycles)

@@ -5,7 +5,7 @@ from torch.nn import functional as F
 
 from basicsr.archs.arch_util import default_init_weights
 from basicsr.utils.registry import ARCH_REGISTRY
-from stdsr.archs.vsrnet_arch import bicubic_up, check_clip, check_num_frame
+from stdsr.archs.arch_util import bicubic_up, check_clip, check_num_frame
 
 
 def _conv_relu(in_ch, out_ch, stride=1):

@@ -4,7 +4,7 @@ from torch.nn import functional as F
 
 from basicsr.archs.arch_util import ResidualBlockNoBN, default_init_weights, flow_warp, make_layer
 from basicsr.utils.registry import ARCH_REGISTRY
-from stdsr.archs.vsrnet_arch import bicubic_up, check_clip, check_num_frame
+from stdsr.archs.arch_util import bicubic_up, check_clip, check_num_frame
 
 
 def _flow_head(in_ch, num_feat, strides_kernels, out_ch, up):

@@ -6,7 +6,6 @@ registry-typed sections (networks, losses, optimizers, schedulers) against the c
 and datasets against their ``OPTION_KEYS``.
 """
 import argparse
-import difflib
 import inspect
 import os
 from collections import OrderedDict
@@ -15,6 +14,7 @@ from os import path as osp
 import torch
 
 from stdsr.config.yaml_reader import SafeOptionLoader, read_yaml_file, read_yaml_text
+from stdsr.config.keys import check_keys  # noqa: F401  (imported from here too)
 from stdsr.errors import OptionError
 
 
@@ -45,21 +45,6 @@ DIST_KEYS = {'backend', 'port'}
 # train.efficiency (stdsr/runtime/train_efficiency.py): key -> accepted values
 EFFICIENCY_VALUES = {'channels_last': (True, False), 'amp': (None, False, 'bf16', 'fp16'), 'compile': (True, False)}
 TEMPORAL_MODES = ('sliding', 'recurrent')
-
-
-def _suggest(key, valid):
-    close = difflib.get_close_matches(str(key), sorted(str(v) for v in valid), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ''
-
-
-def check_keys(section, where, valid, prefixes=(), source='', suffixes=()):
-    """Raise OptionError for the first key of ``section`` not in ``valid`` (nor with a valid prefix/suffix)."""
-    for key in section:
-        if key in valid or str(key).startswith(tuple(prefixes)) or str(key).endswith(tuple(suffixes)):
-            continue
-        hint = _suggest(key, set(valid) | {p + '*' for p in prefixes} | {'*' + s for s in suffixes})
-        raise OptionError(f"{source}unknown option '{where}.{key}'{hint}" if where else
-                          f"{source}unknown option '{key}'{hint}")
 
 
 def accepted_kwargs(fn):
@@ -130,6 +115,10 @@ def validate_options(opt, is_train, source=''):
             raise OptionError(f"{src}option 'temporal.{net_key}' names a network that is not defined")
         if mode not in TEMPORAL_MODES:
             raise OptionError(f"{src}option 'temporal.{net_key}' must be one of {TEMPORAL_MODES}, got '{mode}'")
+
+    if opt.get('distill') is not None or (is_train and opt['model_type'] == 'DistillVSRModel'):
+        from stdsr.config.distill import check_distill_options
+        check_distill_options(opt, src)
 
     val = opt.get('val') or {}
     check_keys(val, 'val', VAL_KEYS, source=src)

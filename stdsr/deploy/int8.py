@@ -11,15 +11,16 @@ fails on it, or when the INT8 output drifts from the fp32 output by more than ``
 windows; each is refused with its reason and nothing is written.
 """
 import copy
-import json
 import os
 from os import path as osp
 
 import numpy as np
 
 from stdsr.errors import QuantizationRefused  # noqa: F401  (raised here; imported from here too)
-from stdsr.deploy.onnx_export import INPUT_NAME, ExportError, format_db, json_db, psnr_between, sidecar_path
-from stdsr.utils.atomic_files import partial_path, remove_path, write_text_atomic
+from stdsr.deploy.onnx_export import format_db, json_db, psnr_between
+from stdsr.deploy.onnx_session import OnnxStudent, open_session
+from stdsr.deploy.sidecar import INPUT_NAME, check_output_path, publish_with_sidecar
+from stdsr.utils.atomic_files import partial_path, remove_path
 
 QUANTIZED_OPS = ('Conv', )
 CALIB_CROP = (64, 64)
@@ -86,8 +87,6 @@ def quantize_student(fp32_path, output, calib_root, num_windows=CALIB_WINDOWS, c
     """INT8 (QDQ) copy of the exported fp32 student ``fp32_path`` at ``output``; returns its sidecar dict."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from stdsr.deploy.onnx_export import check_output_path
-    from stdsr.deploy.onnx_session import OnnxStudent, open_session
     check_output_path(output, overwrite)
     fp32 = OnnxStudent(fp32_path)
     if fp32.meta.get('precision', 'fp32') != 'fp32':
@@ -134,9 +133,8 @@ def quantize_student(fp32_path, output, calib_root, num_windows=CALIB_WINDOWS, c
             'calibration': {'root': str(calib_root), 'windows': len(calib), 'crop': list(crop)}}
         meta['parity'] = {'reference': 'onnxruntime fp32', 'frames': f'{len(check)} held-out windows of {calib_root}',
                           'psnr_db': json_db(psnr), 'max_abs_diff': max(diffs), 'limits': {'min_psnr_db': min_psnr}}
-        os.replace(tmp, output)
+        publish_with_sidecar(tmp, output, meta)
     except BaseException:
         remove_path(tmp)
         raise
-    write_text_atomic(sidecar_path(output), json.dumps(meta, indent=2) + '\n')
     return meta

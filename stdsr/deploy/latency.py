@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from stdsr.deploy.onnx_export import INPUT_NAME
+from stdsr.deploy.sidecar import INPUT_NAME
 
 DEPLOY_LR_SIZE = (180, 320)  # the Mobile AI 2021 real-time VSR setting: 180x320 LR, x4 to 720x1280
 

@@ -11,7 +11,6 @@ frame depends on every later frame and there is no step with a bounded state to 
 convolution below opset 19 (torchvision's ``deform_conv2d`` has no ONNX symbolic of its own; we map it to ONNX
 ``DeformConv``, which exists from opset 19 and which onnxruntime runs on the CPU).
 """
-import json
 import math
 import os
 import warnings
@@ -23,13 +22,13 @@ import numpy as np
 import torch
 
 from stdsr.errors import ExportError  # noqa: F401  (raised here; imported from here too)
-from stdsr.utils.atomic_files import partial_path, remove_path, write_text_atomic
+from stdsr.deploy.onnx_session import open_session
+from stdsr.deploy.sidecar import INPUT_NAME, OUTPUT_NAME, SIDECAR_FORMAT, check_output_path, publish_with_sidecar
+from stdsr.utils.atomic_files import partial_path, remove_path
 from stdsr.utils.cli import UserInputError
 
-SIDECAR_FORMAT = 'stdsr-onnx/1'
 DEFAULT_OPSET = 17
 DEFORM_OPSET = 19  # ONNX DeformConv
-INPUT_NAME, OUTPUT_NAME = 'lq', 'sr'
 # A trace at a size that is no multiple of 4 keeps the size-dependent branches (VESPCN's padding) in the graph;
 # networks that insist on multiples of 4 (EDVR's pyramid) are traced at the second size.
 TRACE_SIZES = ((30, 34), (32, 36))
@@ -37,10 +36,6 @@ PARITY_SIZE = (58, 86)  # LR side of the parity frames: unlike both trace sizes,
 PARITY_MAX_ABS = 1e-3  # on outputs in [0, 1]: far below one 8-bit level (1/255)
 PARITY_MIN_PSNR = 60.0
 PARITY_PHOTO = 'astronaut'
-
-
-def sidecar_path(onnx_path):
-    return f'{onnx_path}.json'
 
 
 def psnr_between(a, b):
@@ -156,17 +151,6 @@ def parity_window(window, size=PARITY_SIZE, frames=None, multiple=1):
 # ----------------------------------------------------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------------------------------------------------
-def check_output_path(output, overwrite):
-    """Validated before the model is touched: a new .onnx file (and sidecar) in a writable folder."""
-    from stdsr.utils.output_paths import check_output_file
-    if not str(output).endswith('.onnx'):
-        raise ExportError(f'--output {output}: the file name must end in .onnx')
-    for path in (output, sidecar_path(output)):
-        if osp.lexists(path) and not overwrite:
-            raise ExportError(f'output {path} exists; pass --overwrite to replace it')
-    check_output_file(output, 'output model')
-
-
 def trace_size(model):
     """The first of TRACE_SIZES the PyTorch student accepts, and the multiple that frame sizes must keep."""
     errors = []
@@ -203,14 +187,13 @@ def parity(net, session, clip):
 
 def export_student(model, output, opset=None, overwrite=False, parity_frames=None, parity_size=PARITY_SIZE,
                    max_abs=PARITY_MAX_ABS, min_psnr=PARITY_MIN_PSNR, log=print):
-    """Export ``model`` (a :class:`stdsr.tools.model_loading.LoadedModel`) to ``output``; returns the sidecar dict.
+    """Export ``model`` (a :class:`stdsr.inference.model_loading.LoadedModel`) to ``output``; returns the sidecar dict.
 
     Nothing appears at ``output`` unless the ONNX model agrees with PyTorch on real frames (``max_abs``,
     ``min_psnr``); an existing file is replaced only with ``overwrite``.
     """
     import onnx
 
-    from stdsr.deploy.onnx_session import open_session
     check_output_path(output, overwrite)
     opset = opset or default_opset(model.net)
     check_exportable(model, opset)
@@ -236,11 +219,10 @@ def export_student(model, output, opset=None, overwrite=False, parity_frames=Non
                               f'{max_abs:.0e}), PSNR {format_db(psnr)} dB (limit {min_psnr:g}); nothing written')
         scale = out_shape[-1] // clip.shape[-1]
         meta = sidecar(model, opset, scale, multiple, origin, clip.shape[-2:], diff, psnr, max_abs, min_psnr)
-        os.replace(tmp, output)
+        publish_with_sidecar(tmp, output, meta)
     except BaseException:
         remove_path(tmp)
         raise
-    write_text_atomic(sidecar_path(output), json.dumps(meta, indent=2) + '\n')
     return meta
 
 

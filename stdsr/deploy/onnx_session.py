@@ -1,20 +1,21 @@
 """An exported student in onnxruntime, with the inference interface of a loaded PyTorch model.
 
 :class:`OnnxStudent` has what :func:`stdsr.inference.vsr_inference.chunked_sr` and the benchmark use of a
-:class:`stdsr.tools.model_loading.LoadedModel` (``label``, ``mode``, ``window``, ``scale``, ``infer``), so the
+:class:`stdsr.inference.model_loading.LoadedModel` (``label``, ``mode``, ``window``, ``scale``, ``infer``), so the
 chunked, bounded-memory inference runs unchanged without a PyTorch network. The model's sidecar (written by
-:func:`stdsr.deploy.onnx_export.export_student`) says its window and scale; both are checked against the graph
-at load, and against an option file when one is given.
+:func:`stdsr.deploy.onnx_export.export_student`, read by :mod:`stdsr.deploy.sidecar`) says its window and scale;
+both are checked against the graph at load, and against an option file when one is given.
 """
-import json
 from os import path as osp
 
 import numpy as np
 import torch
 
 from stdsr.errors import OnnxModelError  # noqa: F401  (raised here; imported from here too)
-from stdsr.deploy.onnx_export import INPUT_NAME, SIDECAR_FORMAT, sidecar_path
-from stdsr.distill.clip_runner import temporal_mode, window_indices
+from stdsr.archs.clip_runner import window_indices
+from stdsr.deploy.sidecar import INPUT_NAME, read_sidecar, sidecar_path
+from stdsr.errors import ModelLoadError
+from stdsr.inference.model_loading import read_arch_options, temporal_design
 from stdsr.utils.cli import UserInputError
 
 PROBE_SIDE = 16  # LR side of the scale probe (a multiple of 4, as EDVR's pyramid wants)
@@ -47,39 +48,14 @@ def open_session(path, threads=None, device='cpu', what=None):
         raise OnnxModelError(f'{what}: onnxruntime cannot load it as an ONNX model ({reason[:300]})') from None
 
 
-def read_sidecar(path):
-    meta_path = sidecar_path(path)
-    if not osp.isfile(meta_path):
-        raise OnnxModelError(f'ONNX model {path} has no sidecar {meta_path}; export it with scripts/export_onnx.py')
-    try:
-        with open(meta_path) as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as err:
-        raise OnnxModelError(f'sidecar {meta_path} is not readable JSON ({err})') from None
-    if not isinstance(meta, dict) or meta.get('format') != SIDECAR_FORMAT:
-        raise OnnxModelError(f"sidecar {meta_path}: expected format '{SIDECAR_FORMAT}'")
-    for key in ('window', 'scale', 'mode'):
-        if key not in meta:
-            raise OnnxModelError(f"sidecar {meta_path}: key '{key}' is missing")
-    return meta
-
-
 def options_scale_window(opt_path):
     """(scale, window) an option file (or a bare network section) declares, for checking an ONNX model."""
-    from stdsr.config.options import load_yaml
-    opt = load_yaml(opt_path)
-    if 'network_g' in opt:
-        net_opt, temporal, scale = opt['network_g'], (opt.get('temporal') or {}).get('network_g'), opt.get('scale')
-    elif 'type' in opt:
-        net_opt, temporal, scale = opt, None, None
-    else:
-        raise OnnxModelError(f"{opt_path}: expected a 'network_g' section or a network section with a 'type' key")
-    scale = scale if scale is not None else net_opt.get('scale')
     try:
-        mode, window = temporal_mode({'network_g': net_opt, 'temporal': {'network_g': temporal} if temporal else {}},
-                                     'network_g')
-    except (KeyError, ValueError) as err:
-        raise OnnxModelError(f'{opt_path}: {err}') from None
+        net_opt, temporal, scale = read_arch_options(opt_path)
+        mode, window = temporal_design(net_opt, temporal, opt_path)
+    except ModelLoadError as err:
+        raise OnnxModelError(str(err)) from None
+    scale = scale if scale is not None else net_opt.get('scale')
     return scale, (window if mode == 'sliding' else None)
 
 

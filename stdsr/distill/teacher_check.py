@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from stdsr.metrics.bicubic import bicubic_upsample
 from stdsr.errors import TeacherCheckError
-from stdsr.distill.clip_runner import run_clip
+from stdsr.archs.clip_runner import run_clip
 from stdsr.config.options import OptionError, check_keys
 from stdsr.metrics.vsr_metrics import psnr_y, tensor_to_frames
 

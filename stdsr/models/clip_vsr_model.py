@@ -25,7 +25,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from stdsr.metrics.vsr_metrics import average_over_clips
 from stdsr.errors import NonFiniteLossError
 from stdsr.archs.offset_guard import guard_deformable_offsets
-from stdsr.distill.clip_runner import run_clip, temporal_mode
+from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.runtime.train_efficiency import TrainEfficiency, eager_calls, phase
 from stdsr.runtime.checkpoint import atomic_torch_save, prune_checkpoints
 from stdsr.runtime.device import check_data_parallel, data_parallel_device_ids

@@ -17,19 +17,15 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
-from stdsr.distill.clip_runner import run_clip, temporal_mode
+from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.models.clip_vsr_model import ClipVSRModel
 from stdsr.runtime.train_efficiency import as_normal_tensors, phase, teacher_grad_mode
 from stdsr.losses.loss_balance import ShareWeight
 from stdsr.distill.teacher import build_frozen_teacher
 from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
-from stdsr.config.options import OptionError, check_keys
+from stdsr.config.distill import DEFAULT_CALIBRATION_ITERS, LAYER_KEYS, balance_window, check_distill_options
+from stdsr.config.options import OptionError
 
-DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode', 'balance'}
-BALANCE_KEYS = {'calibration_iters', 'start_iter', 'track'}
-LAYER_KEYS = ('student_layer', 'teacher_layer')
-TERM_KEYS = set(LAYER_KEYS) | {'type', 'loss_share'}
-DEFAULT_CALIBRATION_ITERS = 50
 PROBE_SIZE = 64  # LR side of the start-up probe: small, yet large enough for SpyNet's 5-level pyramid
 
 
@@ -62,7 +58,7 @@ class DistillVSRModel(ClipVSRModel):
     """``network_g`` (student) learns from ``network_t`` (frozen teacher) with ``distill.losses``."""
 
     def init_extra_training_modules(self):
-        self.distill_opt = self._checked_distill_opt()
+        self.distill_opt = check_distill_options(self.opt)
         self.mode_t, self.window_t = temporal_mode(self.opt, 'network_t')
         self.net_t = build_frozen_teacher(self.opt, self.device)
         self.print_network(self.net_t)
@@ -76,7 +72,7 @@ class DistillVSRModel(ClipVSRModel):
         self.rec_t = FeatureRecorder(self.net_t, teacher_layers, detach=True)
         channels_s, channels_t = self._probe_channels()
         self.distill_terms = nn.ModuleDict()
-        balance = self._balance_window()
+        balance = balance_window(self.distill_opt)
         for (name, loss_opt), s_layer, t_layer in terms:
             loss_opt = self._fill_channels(loss_opt, s_layer, t_layer, channels_s, channels_t)
             self.distill_terms[name] = DistillTerm(*self.build_term_loss(loss_opt, *balance), s_layer, t_layer)
@@ -86,59 +82,14 @@ class DistillVSRModel(ClipVSRModel):
         self._broadcast_distill_modules()
 
     # ------------------------------------------------------------------------------------------ options
-    def _checked_distill_opt(self):
-        distill_opt = self.opt.get('distill')
-        if not distill_opt or not distill_opt.get('losses'):
-            raise OptionError("option 'distill.losses' is required for DistillVSRModel")
-        check_keys(distill_opt, 'distill', DISTILL_KEYS)
-        balance = distill_opt.get('balance') or {}
-        check_keys(balance, 'distill.balance', BALANCE_KEYS)
-        for key, least in (('calibration_iters', 1), ('start_iter', 0)):
-            value = balance.get(key, least)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise OptionError(f"option 'distill.balance.{key}' must be an integer >= {least}, got {value!r}")
-        if not isinstance(balance.get('track', False), bool):
-            raise OptionError(f"option 'distill.balance.track' must be true or false, got {balance['track']!r}")
-        for name, loss_opt in distill_opt['losses'].items():
-            where = f'distill.losses.{name}'
-            if 'type' not in loss_opt:
-                raise OptionError(f"option '{where}' has no 'type'")
-            try:
-                loss_cls = LOSS_REGISTRY.get(loss_opt['type'])
-            except KeyError as err:
-                raise OptionError(f"option '{where}.type': {err}") from None
-            valid = set(inspect.signature(loss_cls.__init__).parameters) - {'self'}
-            check_keys(loss_opt, where, valid | TERM_KEYS)
-            if loss_opt.get('reduction', 'mean') not in ('mean', 'sum'):
-                raise OptionError(f"option '{where}.reduction' is '{loss_opt['reduction']}': a training loss must be "
-                                  "one number; use 'mean' or 'sum'")
-            if 'loss_share' in loss_opt and 'loss_weight' in loss_opt:
-                raise OptionError(f"options '{where}.loss_weight' and '{where}.loss_share' exclude each other: "
-                                  'give a fixed weight or a share of the pixel loss, not both')
-            share = loss_opt.get('loss_share')
-            if share is not None and not (isinstance(share, (int, float)) and share > 0):
-                raise OptionError(f"option '{where}.loss_share' must be a positive number, got {share!r}")
-        return distill_opt
-
     def _term_options(self):
         """[((name, loss_opt without layer keys), student_layer, teacher_layer)] in option-file order."""
         terms = []
         for name, loss_opt in self.distill_opt['losses'].items():
             loss_opt = deepcopy(loss_opt)
-            layers = []
-            for key in LAYER_KEYS:
-                layer = loss_opt.pop(key, self.distill_opt.get(key))
-                if layer is None:
-                    raise OptionError(f"option 'distill.{key}' (or 'distill.losses.{name}.{key}') is required")
-                layers.append(layer)
+            layers = [loss_opt.pop(key, self.distill_opt.get(key)) for key in LAYER_KEYS]  # checked in config
             terms.append(((name, loss_opt), layers[0], layers[1]))
         return terms
-
-    def _balance_window(self):
-        """(calibration_iters, start_iter, track) of ``distill.balance``."""
-        balance = self.distill_opt.get('balance') or {}
-        return (balance.get('calibration_iters', DEFAULT_CALIBRATION_ITERS), balance.get('start_iter', 0),
-                balance.get('track', False))
 
     @staticmethod
     def build_term_loss(loss_opt, calibration_iters=DEFAULT_CALIBRATION_ITERS, start_iter=0, track=False):

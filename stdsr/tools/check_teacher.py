@@ -15,7 +15,7 @@ import torch
 import stdsr  # noqa: F401  (registers archs/datasets before basicsr builds them)
 from basicsr.data import build_dataset
 from stdsr.data.clip_io import DataError
-from stdsr.distill.clip_runner import temporal_mode
+from stdsr.archs.clip_runner import temporal_mode
 from stdsr.distill.teacher import TeacherCheckpointError, build_frozen_teacher
 from stdsr.distill.teacher_check import judge, score_teacher, teacher_check_options
 from stdsr.config.options import OptionError, apply_force_yml, load_yaml, validate_options

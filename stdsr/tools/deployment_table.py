@@ -3,7 +3,7 @@
 For each student (``--opt [LABEL=]FILE.yml`` or ``--ckpt [LABEL=]FILE.pth --arch-opt FILE.yml``) the fp32 ONNX
 export and its INT8 copy are made with :mod:`stdsr.deploy` (export with parity check, static quantization
 calibrated on LR training clips), then measured side by side: parameters, file sizes, PSNR (Y) on the demo test
-clips for PyTorch, onnxruntime fp32 and INT8 (:func:`stdsr.tools.benchmark.evaluate`), the INT8 drop there
+clips for PyTorch, onnxruntime fp32 and INT8 (:func:`stdsr.tools.benchmarking.evaluate`), the INT8 drop there
 and on real video (LR by the package's BI x4 downsampling, a few frames per clip), and ms per frame at the
 deployment size (180x320 LR by default) at 1 thread and all threads for the three runtimes, with their speed-up
 over PyTorch eager. Ratios are only meaningful within one run: every figure of the table comes from the same one.
@@ -29,7 +29,7 @@ BACKEND_NAMES = {'torch': 'PyTorch eager', 'onnx_fp32': 'onnxruntime fp32', 'onn
 
 
 def parse_args(argv=None):
-    from stdsr.tools.model_loading import add_model_arguments
+    from stdsr.inference.model_loading import add_model_arguments
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].split(': ', 1)[-1])
     add_model_arguments(parser)
     parser.add_argument('--output', required=True, metavar='DIR', help='folder of the table and the ONNX models')
@@ -87,7 +87,7 @@ def check_inputs(args):
 # ----------------------------------------------------------------------------------------------------------------------
 def psnr_by_backend(runners, spec, scale, max_frames, log):
     """Mean PSNR (Y) over the clips of ``spec`` for each runner, by the benchmark's own evaluation."""
-    from stdsr.tools.benchmark import BenchmarkSet, evaluate
+    from stdsr.tools.benchmarking import BenchmarkSet, evaluate
     data = BenchmarkSet(spec, scale=scale, max_frames=max_frames)
     results = evaluate(list(runners.values()), data, Namespace(warmup=0, chunk=8, crop_border=0), ('psnr', ), log)
     return {key: results[runner.label]['average']['psnr'] for key, runner in runners.items()}
@@ -109,7 +109,7 @@ def speedups(ms):
 def measure_student(model, args, out_dir, log=print):
     """One row of the table (a dict): export, quantize, then PSNR and ms for every runtime that exists."""
     from stdsr.deploy.onnx_session import OnnxStudent
-    from stdsr.tools.benchmark import DatasetSpec
+    from stdsr.tools.benchmarking import DatasetSpec
     label = model.label
     row = {'label': label, 'arch': model.net_opt.get('type'), 'window': model.window, 'scale': model.scale,
            'params': model.num_params, 'notes': []}
@@ -215,7 +215,7 @@ def settings(args, scale):
 def main(argv=None, log=print):
     import stdsr  # noqa: F401  (registers the archs)
     from stdsr.utils.atomic_files import atomic_folder, write_text_atomic
-    from stdsr.tools.model_loading import models_from_args
+    from stdsr.inference.model_loading import models_from_args
     args = parse_args(argv)
     check_inputs(args)
     models = models_from_args(args, torch.device('cpu'))

@@ -12,7 +12,7 @@ Examples:
 import argparse
 import sys
 
-from stdsr.tools.model_zoo import DEFAULT_ROOT, GROUPS, ZOO, DownloadError, fetch, local_path
+from stdsr.tools.downloads.model_zoo import DEFAULT_ROOT, GROUPS, ZOO, DownloadError, fetch, local_path
 
 
 def parse_args(argv=None):

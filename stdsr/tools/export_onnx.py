@@ -23,7 +23,7 @@ def parse_size(text):
 
 
 def parse_args(argv=None):
-    from stdsr.tools.model_loading import add_model_arguments
+    from stdsr.inference.model_loading import add_model_arguments
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].split(': ', 1)[-1])
     add_model_arguments(parser)
     parser.add_argument('--output', required=True, metavar='FILE.onnx', help='the ONNX model (sidecar: FILE.onnx.json)')
@@ -42,8 +42,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     import stdsr  # noqa: F401  (registers the archs)
-    from stdsr.deploy.onnx_export import check_output_path
-    from stdsr.tools.model_loading import models_from_args
+    from stdsr.deploy.sidecar import check_output_path
+    from stdsr.inference.model_loading import models_from_args
     args = parse_args(argv)
     check_output_path(args.output, args.overwrite)  # before any model is loaded
     models = models_from_args(args, torch.device('cpu'))

@@ -25,7 +25,7 @@ from stdsr.inference.frame_io import FolderSink, VideoSink, check_output, is_vid
 from stdsr.inference.vsr_inference import DEFAULT_RECURRENT_OVERLAP, chunked_sr, default_overlap, to_uint8_bgr
 from stdsr.runtime.device import resolve_device
 from stdsr.utils.cli import run_cli
-from stdsr.tools.model_loading import add_model_arguments, models_from_args
+from stdsr.inference.model_loading import add_model_arguments, models_from_args
 
 
 def load_model(args):

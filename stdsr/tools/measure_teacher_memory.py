@@ -16,9 +16,9 @@ import torch
 
 import stdsr  # noqa: F401  (registers archs before basicsr builds them)
 from basicsr.archs import build_network
-from stdsr.distill.clip_runner import temporal_mode
+from stdsr.archs.clip_runner import temporal_mode
 from stdsr.config.options import OptionError, load_yaml
-from stdsr.tools.train_profile import StepMemory
+from stdsr.tools.profiling.training import StepMemory
 
 MIB = float(1 << 20)
 

@@ -29,7 +29,7 @@ from stdsr.runtime.device import resolve_device
 from stdsr.utils.atomic_files import write_text_atomic
 from stdsr.config.yaml_reader import read_yaml_text
 from stdsr.utils.output_paths import check_output_file
-from stdsr.tools.network_profile import ProfileError, format_table, load_network_opt, profile_network
+from stdsr.tools.profiling.network import ProfileError, format_table, load_network_opt, profile_network
 import argparse
 import sys
 from stdsr.utils.cli import run_cli

@@ -9,7 +9,7 @@ Examples::
 
 The model, data set, sampler and loader are built exactly as ``python -m stdsr.train`` builds them (nothing is
 written: no experiment folder, no checkpoint). The phases are timed inside the model's own training step (see
-``stdsr/tools/train_profile.py``); medians over ``--iters`` iterations after ``--warmup`` are reported.
+``stdsr/tools/profiling/training.py``); medians over ``--iters`` iterations after ``--warmup`` are reported.
 
 For a DistillVSRModel, the *floor* is measured in the same run: a ClipVSRModel with the same student, the same
 batches and the same efficiency options, plus one teacher forward. ``--compare`` adds a second model built with
@@ -31,14 +31,14 @@ from basicsr.data.prefetch_dataloader import CPUPrefetcher
 from basicsr.models import build_model
 from basicsr.utils import get_root_logger, set_random_seed
 
-from stdsr.distill.clip_runner import run_clip, temporal_mode
+from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.runtime.train_efficiency import TrainEfficiency, is_compiled, teacher_grad_mode
 from stdsr.distill.teacher import build_frozen_teacher
 from stdsr.engine.training import build_train_val_loaders
 from stdsr.runtime.dist import init_dist_from_options, process_device
 from stdsr.config.options import OptionError, parse_options
 from stdsr.utils.atomic_files import write_text_atomic
-from stdsr.tools.train_profile import (FLOOR_PHASES, PHASES, STUDENT_PHASES, PhaseTimer, StepMemory, check_targets,
+from stdsr.tools.profiling.training import (FLOOR_PHASES, PHASES, STUDENT_PHASES, PhaseTimer, StepMemory, check_targets,
                                         floor_options, format_profile, load_average, ratios, summarize_iterations)
 
 

@@ -1,6 +1,6 @@
 """Show what distillation transferred: F^SR attention maps of teacher and students, and SR crops side by side.
 
-The command line over :mod:`stdsr.tools.attention_figures`: for each chosen frame of one clip, writes
+The command line over :mod:`stdsr.tools.figures.attention`: for each chosen frame of one clip, writes
 ``attention_<clip>_<frame>.png`` (F^SR attention maps, rows = networks in command-line order, as the paper's
 Fig. 3) and ``crops_<clip>_<frame>.png`` (a crop from bicubic, every network and GT, with PSNR-Y) to ``--output``.
 
@@ -16,9 +16,9 @@ import sys
 
 import stdsr  # noqa: F401  (must precede basicsr: patches torchvision, registers archs)
 from stdsr.data.lr_degradation import check_mode
-from stdsr.tools.attention_figures import run
+from stdsr.tools.figures.attention import run
 from stdsr.utils.cli import run_cli
-from stdsr.tools.model_loading import add_model_arguments
+from stdsr.inference.model_loading import add_model_arguments
 
 
 def parse_args(argv=None):

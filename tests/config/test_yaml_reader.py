@@ -43,9 +43,9 @@ def test_a_python_tag_in_a_force_yml_value_runs_nothing(tmp_path, capsys):
 
 
 def test_a_python_tag_in_a_plan_or_a_benchmark_list_runs_nothing(tmp_path):
-    from stdsr.tools import compare as cd
+    from stdsr.tools import comparison as cd
     from stdsr.errors import BenchmarkError
-    from stdsr.tools.benchmark.datasets import read_datasets_yaml
+    from stdsr.tools.benchmarking.datasets import read_datasets_yaml
 
     marker = tmp_path / 'executed'
     plan = tmp_path / 'plan.yml'

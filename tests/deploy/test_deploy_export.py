@@ -11,12 +11,13 @@ from torch import nn
 
 import stdsr  # noqa: F401  (registers the archs)
 from basicsr.archs import build_network
-from stdsr.deploy.onnx_export import ExportError, export_student, sidecar_path
+from stdsr.deploy.onnx_export import ExportError, export_student
+from stdsr.deploy.sidecar import sidecar_path
 from stdsr.deploy.onnx_session import OnnxStudent
-from stdsr.distill.clip_runner import run_clip
+from stdsr.archs.clip_runner import run_clip
 from stdsr.tools import export_onnx
 from stdsr.utils.cli import run_cli
-from stdsr.tools.model_loading import LoadedModel
+from stdsr.inference.model_loading import LoadedModel
 
 pytest.importorskip('onnxruntime')
 

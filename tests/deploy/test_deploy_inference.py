@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from e2e_helpers import load_script
-from stdsr.deploy.onnx_export import export_student, sidecar_path
+from stdsr.deploy.onnx_export import export_student
+from stdsr.deploy.sidecar import sidecar_path
 from stdsr.utils.cli import run_cli
 from test_deploy_export import tiny_model, write_ckpt_and_arch
 

@@ -8,11 +8,12 @@ import torch
 from torch import nn
 
 from stdsr.deploy.int8 import QuantizationRefused, quantize_student, training_windows
-from stdsr.deploy.onnx_export import export_student, sidecar_path
+from stdsr.deploy.onnx_export import export_student
+from stdsr.deploy.sidecar import sidecar_path
 from stdsr.deploy.onnx_session import OnnxStudent
 from stdsr.tools import quantize_onnx
 from stdsr.utils.cli import run_cli
-from stdsr.tools.model_loading import LoadedModel
+from stdsr.inference.model_loading import LoadedModel
 from test_deploy_export import tiny_model
 from test_deploy_inference import write_frames
 

@@ -20,9 +20,9 @@ from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, load_script, tiny_run_overrides
 from stdsr.data.lr_degradation import bi_downsample
 from stdsr.data.preparation import lmdb_writer, lr_tree
 from stdsr.data.preparation.lr_tree import PreparationError
-from stdsr.tools.benchmark import BenchmarkError
+from stdsr.tools.benchmarking import BenchmarkError
 from stdsr.inference.frame_io import InferenceInputError
-from stdsr.tools.attention_figures import VisualizationError
+from stdsr.tools.figures.attention import VisualizationError
 from stdsr.utils.cli import UserInputError, run_cli
 from stdsr.config.options import OptionError, parse_options
 from stdsr.runtime.checkpoint import WeightsError

@@ -17,7 +17,8 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from stdsr.losses import kd_baselines_loss as kd
 from stdsr.losses.kd_baselines_loss import (AttentionTransferLoss, FeatureStatsDistillLoss, FeatureTapError,
                                             FitNetHintLoss, FSPLoss, OutputDistillLoss, OverhaulFeatureLoss)
-from stdsr.distill.clip_runner import run_clip
+from stdsr.archs.clip_runner import run_clip
+from stdsr.config.distill import check_distill_options
 from stdsr.models.distill_vsr_model import DistillVSRModel
 from stdsr.runtime.dist import init_dist_from_options
 from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
@@ -247,7 +248,7 @@ def test_every_ablation_and_baseline_file_validates():
         opt = load_yaml(str(path))
         validate_options(opt, is_train=True, source=str(path))
         assert opt['model_type'] == 'DistillVSRModel', path
-        DistillVSRModel._checked_distill_opt(SimpleNamespace(opt=opt))
+        check_distill_options(opt)
         text = path.read_text()
         assert all(len(line) <= 120 for line in text.splitlines()), path
 

@@ -4,7 +4,6 @@ The distillation runs use the students' own demo STD option files, shrunk by --f
 tiny demo clips, with a randomly initialised small EDVR teacher saved in BasicSR's checkpoint format.
 """
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ import stdsr  # noqa: F401  (patches torchvision before basicsr)
 from basicsr.archs import build_network
 from e2e_helpers import logged_iters, logged_losses, read_train_log, tiny_run_overrides
 from stdsr.engine import training as stdsr_train
-from stdsr.models.distill_vsr_model import DistillVSRModel
+from stdsr.config.distill import check_distill_options
 from stdsr.config.options import load_yaml, validate_options
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +51,7 @@ def test_every_option_file_validates_and_builds(path):
         return
     validate_options(opt, is_train, source=str(path))
     if opt['model_type'] == 'DistillVSRModel':
-        DistillVSRModel._checked_distill_opt(SimpleNamespace(opt=opt))
+        check_distill_options(opt)
         assert opt['path'].get('pretrain_network_t'), f'{path}: a distillation run needs a teacher checkpoint'
     for key in [k for k in opt if k.startswith('network_')]:
         net_opt = dict(opt[key])

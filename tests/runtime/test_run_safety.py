@@ -133,7 +133,7 @@ def write_meta(tmp_path, cs):
 def test_compare_plan_label_must_be_a_plain_name(tmp_path, label):
     import yaml
 
-    from stdsr.tools import compare as cd
+    from stdsr.tools import comparison as cd
     plan = tmp_path / 'plan.yml'
     plan.write_text(yaml.safe_dump({'runs': [{'opt': TEACHER_OPT, 'label': label}], 'seeds': [0],
                                     'work_dir': str(tmp_path / 'w')}))
@@ -325,7 +325,7 @@ def test_a_meta_info_clip_missing_on_one_side_names_the_clips_and_the_side(tmp_p
     from stdsr.data.clip_io import DataError
     from stdsr.data.generic_video_test_dataset import GenericVideoTestDataset
     from stdsr.data.paired_clip_dataset import PairedClipDataset
-    from stdsr.tools.benchmark.datasets import BenchmarkSet, DatasetSpec
+    from stdsr.tools.benchmarking.datasets import BenchmarkSet, DatasetSpec
     cs = make_clip_set(str(tmp_path / 'set'), clip_names=('calendar', 'city', 'walk', 'zoo'), num_frames=2)
     for clip in ('walk', 'zoo'):
         shutil.rmtree(tmp_path / 'set' / side / clip)

@@ -9,8 +9,8 @@ from torch import nn as nn
 import stdsr  # noqa: F401  (patches torchvision before basicsr)
 from basicsr.archs import build_network
 from basicsr.archs.arch_util import DCNv2Pack
-from stdsr.tools import network_profile as profiling
-from stdsr.tools.network_profile import (ProfileError, count_flops, count_parameters, format_table, profile_network,
+from stdsr.tools.profiling import network as profiling
+from stdsr.tools.profiling.network import (ProfileError, count_flops, count_parameters, format_table, profile_network,
                                    resolve_tap)
 from e2e_helpers import load_script
 

@@ -16,10 +16,10 @@ import stdsr  # noqa: F401
 from basicsr.archs import build_network
 from e2e_helpers import DEMO_OPTIONS, REPO_ROOT, build_training_model, first_batch, load_script, tiny_run_overrides
 from stdsr.runtime import train_efficiency as efficiency
-from stdsr.distill.clip_runner import run_clip
+from stdsr.archs.clip_runner import run_clip
 from stdsr.distill.feature_hooks import stack_frames
 from stdsr.config.options import OptionError, load_yaml
-from stdsr.tools.train_profile import (PHASES, PhaseTimer, StepMemory, check_targets, floor_options, ratios,
+from stdsr.tools.profiling.training import (PHASES, PhaseTimer, StepMemory, check_targets, floor_options, ratios,
                                         summarize_iterations)
 
 STD_OPT = str(DEMO_OPTIONS / 'train_VESPCNS_STD_demo.yml')

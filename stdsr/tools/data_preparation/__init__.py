@@ -1,0 +1,1 @@
+"""The data-preparation commands, one module per script of ``scripts/data_preparation/``."""

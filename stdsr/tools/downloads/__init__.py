@@ -1,0 +1,1 @@
+"""Downloads of published checkpoints (the BasicSR model zoo), verified, resumable and atomic."""
