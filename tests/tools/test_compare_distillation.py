@@ -151,7 +151,8 @@ def test_schedule_is_stretched_to_the_budget():
 
 
 def test_missing_option_file_is_refused(tmp_path, capsys):
-    assert compare_distillation.main(['--opts', BASELINE_OPT, str(tmp_path / 'nope.yml'), '--work-dir', str(tmp_path / 'w')]) == 1
+    missing = str(tmp_path / 'nope.yml')
+    assert compare_distillation.main(['--opts', BASELINE_OPT, missing, '--work-dir', str(tmp_path / 'w')]) == 1
     assert f"option file(s) not found: {tmp_path / 'nope.yml'}" in capsys.readouterr().err
     assert not (tmp_path / 'w').exists()
 
@@ -317,9 +318,10 @@ def test_run_budgets_and_only_select_what_is_trained(compared, capsys):
     assert compare_distillation.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest]) == 0
     assert '[compare] trained 1, reused 1, evaluated 1, failed 0' in capsys.readouterr().out  # no teacher row
     # only runs without a teacher: the teacher checkpoint is not needed (it may still be training)
-    assert compare_distillation.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest, '--teacher-ckpt', 'nope.pth']) == 0
+    no_teacher = ['--teacher-ckpt', 'nope.pth']
+    assert compare_distillation.main(['--plan', str(plan), '--only', 'EDVRS_baseline_demo', *rest, *no_teacher]) == 0
     assert '[compare] trained 0, reused 2, evaluated 0, failed 0' in capsys.readouterr().out
-    assert compare_distillation.main(['--plan', str(plan), '--only', 'EDVRS_STD_demo', *rest, '--teacher-ckpt', 'nope.pth']) != 0
+    assert compare_distillation.main(['--plan', str(plan), '--only', 'EDVRS_STD_demo', *rest, *no_teacher]) != 0
     assert 'teacher checkpoint not found: nope.pth' in capsys.readouterr().err
     assert compare_distillation.main(['--plan', str(plan), *rest]) == 0
     assert '[compare] trained 0, reused 4, evaluated 0, failed 0' in capsys.readouterr().out
