@@ -4,8 +4,9 @@ newest training state to resume from.
 Reading: training loads ``params`` (what it saved), evaluation prefers ``params_ema`` (the weights BasicSR
 validates); a checkpoint that does not fit its network is reported on one line listing the missing, unexpected and
 mis-shaped keys (the first few of each and the count of the rest). Writing: a job killed while ``torch.save``
-streams to the final name leaves a truncated file that the next ``--auto_resume`` would pick. Writing to a temporary file in the same folder and renaming it makes the
-switch atomic on POSIX: the old checkpoint stays valid until the new one is complete.
+streams to the final name leaves a truncated file that the next ``--auto_resume`` would pick. Writing to a
+temporary file in the same folder and renaming it makes the switch atomic on POSIX: the old checkpoint stays valid
+until the new one is complete.
 """
 import os
 import pickletools
