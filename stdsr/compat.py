@@ -1,23 +1,7 @@
-"""The one compatibility fix basicsr 1.4.2 needs on current torchvision.
+"""The one compatibility fix basicsr 1.4.2 needs on current torchvision (``torchvision.transforms.functional_tensor``
+was renamed): :mod:`stdsr_compat_functional_tensor`.
 
-basicsr.data.degradations imports ``torchvision.transforms.functional_tensor``, a private module that
-torchvision 0.17 renamed to ``_functional_tensor``; without this alias ``import basicsr`` fails.
-The alias is installed only when the old module is really missing, so older torchvision is untouched.
+An installed stdsr has it from Python's start-up (its ``.pth`` file); importing it here covers a checkout used from
+``PYTHONPATH`` without installing, before the package's first ``import basicsr``.
 """
-import importlib
-import importlib.util
-import sys
-
-_OLD = 'torchvision.transforms.functional_tensor'
-_NEW = 'torchvision.transforms._functional_tensor'
-
-
-def patch_torchvision_functional_tensor():
-    """Alias the renamed torchvision module under its old name, if (and only if) the old one is gone."""
-    if _OLD in sys.modules or importlib.util.find_spec(_OLD) is not None:
-        return False
-    sys.modules[_OLD] = importlib.import_module(_NEW)
-    return True
-
-
-patch_torchvision_functional_tensor()
+import stdsr_compat_functional_tensor  # noqa: F401  (installs the alias on import)
