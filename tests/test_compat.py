@@ -46,6 +46,7 @@ def test_both_wheels_put_the_startup_alias_into_site_packages(wheels):
     assert "'stdsr_compat_functional_tensor':" in editable.read(finder).decode()  # the module is found in editable mode
 
 
+@pytest.mark.slow
 def test_import_basicsr_alone_works_with_what_the_wheel_installs(wheels, tmp_path):
     normal, _ = wheels
     site_dir = tmp_path / 'site'

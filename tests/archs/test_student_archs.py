@@ -214,6 +214,7 @@ def test_vespcn_residual_trunk_is_a_long_skip_over_edsr_blocks():
         VESPCN(trunk='dense')
 
 
+@pytest.mark.slow
 def test_vespcn_runs_without_third_party_warnings():
     """BasicSR's flow_warp warns about torch.meshgrid's indexing once per process; VESPCN's call keeps it quiet. In a
     fresh process, because torch raises that warning only once per process."""

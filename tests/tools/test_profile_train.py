@@ -359,6 +359,7 @@ def test_compile_option_trains_a_step(tiny_demo_root, tmp_path, vespcn_teacher):
     assert sorted(student_state(compiled)) == sorted(student_state(plain))  # checkpoint keys unchanged
 
 
+@pytest.mark.slow
 def test_scripts_run_as_files():
     for name in ('profile_train', 'bench_io'):
         proc = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts' / f'{name}.py'), '--help'], cwd=REPO_ROOT,
