@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 
 import pytest
@@ -70,3 +71,22 @@ def test_the_alias_is_asked_last_and_installed_once():
     assert compat.install() is False and sum(isinstance(f, compat.RenamedModuleAlias) for f in sys.meta_path) == 1
     assert alias.find_spec('torchvision.transforms.functional_tensor').loader is alias
     assert alias.find_spec('torchvision.transforms.functional') is None
+
+
+@pytest.mark.slow
+def test_stdsr_of_an_editable_install_made_before_the_alias_module_existed_still_imports_basicsr(tmp_path):
+    """Its finder maps ``stdsr`` alone and the checkout's root is not on sys.path: stdsr loads the module itself.
+    ``python -S`` with site-packages on sys.path but no .pth file read: no start-up alias of this environment."""
+    checkout = tmp_path / 'checkout'
+    shutil.copytree(REPO_ROOT / 'stdsr', checkout / 'stdsr', ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copy(REPO_ROOT / MODULE, checkout / MODULE)
+    probe = ('import importlib.util, sys; root = sys.argv[1]; sys.path.append(sys.argv[2]); '
+             'spec = importlib.util.spec_from_file_location("stdsr", root + "/stdsr/__init__.py", '
+             'submodule_search_locations=[root + "/stdsr"]); stdsr = importlib.util.module_from_spec(spec); '
+             'sys.modules["stdsr"] = stdsr; spec.loader.exec_module(stdsr); '
+             'import basicsr, stdsr_compat_functional_tensor as alias; assert alias.__file__.startswith(root)')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    (tmp_path / 'elsewhere').mkdir()
+    proc = subprocess.run([sys.executable, '-S', '-c', probe, str(checkout), sysconfig.get_paths()['purelib']],
+                          cwd=tmp_path / 'elsewhere', env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
