@@ -152,3 +152,10 @@ def test_failed_step_reports_its_traceback_not_its_options_dump(tmp_path, capsys
     assert message.splitlines()[-1] == 'FileNotFoundError: datasets/demo/train/GT.lmdb is missing'
     assert 'Traceback (most recent call last):' in message and len(message.splitlines()) < 15
     assert 'key40' not in (tmp_path / 'step.log').read_text() and 'key39' in (tmp_path / 'step.log').read_text()
+
+
+def test_export_step_echoes_its_report_lines_not_third_party_warnings():
+    line = 'Wrote results/demo/onnx/std_student.onnx (STD student, x4, window 3, opset 17); parity 2.4e-07'
+    assert run_demo.export_line(line + '\n') == '    ' + line
+    for noise in ('/x/torch/onnx/utils.py:12: UserWarning: Constant folding not applied\n', '  warnings.warn(\n', '\n'):
+        assert run_demo.export_line(noise) is None
