@@ -1,23 +1,20 @@
-"""The one compatibility fix basicsr 1.4.2 needs on current torchvision.
+"""The one compatibility fix basicsr 1.4.2 needs on current torchvision (``torchvision.transforms.functional_tensor``
+was renamed): :mod:`stdsr_compat_functional_tensor`.
 
-basicsr.data.degradations imports ``torchvision.transforms.functional_tensor``, a private module that
-torchvision 0.17 renamed to ``_functional_tensor``; without this alias ``import basicsr`` fails.
-The alias is installed only when the old module is really missing, so older torchvision is untouched.
+An installed stdsr has it from Python's start-up (its ``.pth`` file); importing it here covers a checkout used from
+``PYTHONPATH`` without installing, before the package's first ``import basicsr``, and an editable install made
+before that module existed (its finder knows only ``stdsr``): the module is then loaded from the checkout.
 """
-import importlib
 import importlib.util
 import sys
+from os import path as osp
 
-_OLD = 'torchvision.transforms.functional_tensor'
-_NEW = 'torchvision.transforms._functional_tensor'
+NAME = 'stdsr_compat_functional_tensor'
 
-
-def patch_torchvision_functional_tensor():
-    """Alias the renamed torchvision module under its old name, if (and only if) the old one is gone."""
-    if _OLD in sys.modules or importlib.util.find_spec(_OLD) is not None:
-        return False
-    sys.modules[_OLD] = importlib.import_module(_NEW)
-    return True
-
-
-patch_torchvision_functional_tensor()
+try:
+    import stdsr_compat_functional_tensor  # noqa: F401  (installs the alias on import)
+except ModuleNotFoundError:
+    _spec = importlib.util.spec_from_file_location(
+        NAME, osp.join(osp.dirname(osp.dirname(osp.realpath(__file__))), f'{NAME}.py'))
+    sys.modules[NAME] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules[NAME])

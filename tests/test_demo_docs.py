@@ -1,8 +1,9 @@
-"""The demo's test option files and the examples of docs/benchmark.md match the runs `make demo` makes.
+"""The demo's test option files and the examples of the docs match the runs `make demo` makes.
 
 The demo's runs are taken from scripts/run_demo.py (STEPS), so a change of the demo's networks or names shows
 up here. The docs' examples run as written (on the tiny demo set, with stand-in checkpoints of the demo's
-networks where `make demo` would have trained them).
+networks where `make demo` would have trained them). Every doc's commands name scripts, flags, option files and
+folders that exist in a clone after `make demo`.
 """
 import re
 import shlex
@@ -98,3 +99,77 @@ def test_docs_inference_and_figure_examples_run_after_make_demo(demo_workspace, 
     (argv, ) = demo_commands('visualize_attention.py')
     written = load_script('visualize_attention').main(argv + ['--device', 'cpu', '--panel-px', '64'])
     assert len(written) == 4
+
+
+# ------------------------------------------------------------------------------------------- every doc's commands
+DOCS = ['README.md', 'datasets/README.md'] + sorted(f'docs/{p.name}' for p in (REPO_ROOT / 'docs').glob('*.md'))
+FLAG = re.compile(r'^\[?(--?[A-Za-z][\w-]*)')
+PACKAGE_TEXT = '\n'.join(p.read_text() for p in (REPO_ROOT / 'stdsr').rglob('*.py'))
+
+
+def bash_commands(doc):
+    """The command lines of the bash blocks of ``doc`` (continuations joined, comments cut), split at blanks (the
+    flags and paths checked here hold no quoted blanks; optional ``[--flag]`` is split off its brackets)."""
+    commands = []
+    for block in re.findall(r'```bash\n(.*?)```', (REPO_ROOT / doc).read_text(), re.S):
+        for line in block.replace('\\\n', ' ').splitlines():
+            line = line.split('#')[0].strip()
+            if line:
+                commands.append(line.replace('[', ' [').replace(']', '] ').split())
+    return commands
+
+
+def program_and_arguments(argv):
+    """``('scripts/x.py', args)`` or ``('-m stdsr.train', args)`` of a python/torchrun command line, else None."""
+    for i, arg in enumerate(argv):
+        if arg.startswith('scripts/') and arg.endswith('.py'):
+            return arg, argv[i + 1:]
+        if arg == '-m' and i + 1 < len(argv) and argv[i + 1].startswith('stdsr'):
+            return f'-m {argv[i + 1]}', argv[i + 2:]
+    return None
+
+
+@pytest.mark.parametrize('doc', DOCS)
+def test_doc_commands_name_scripts_options_and_files_that_exist(doc):
+    """Every script and module a doc runs exists, every flag it passes is one the package defines, every option
+    file, script or doc it names is in the clone."""
+    checked = 0
+    for argv in bash_commands(doc):
+        found = program_and_arguments(argv)
+        if found is None:
+            continue
+        program, args = found
+        if program.startswith('scripts/'):
+            assert (REPO_ROOT / program).is_file(), f'{doc}: {program}'
+        else:
+            assert (REPO_ROOT / (program.split()[1].replace('.', '/') + '.py')).is_file(), f'{doc}: {program}'
+        for arg in args:
+            flag = FLAG.match(arg)
+            if flag:
+                name = flag[1]
+                assert f"'{name}'" in PACKAGE_TEXT or f'"{name}"' in PACKAGE_TEXT, f'{doc}: {program} {name}'
+            for part in arg.strip('\'"').split('=')[-1].split(','):
+                path = re.match(r'[\w./-]*', part)[0]  # FILE.yml:network_t names a file and a key
+                if path.startswith(('options/', 'scripts/', 'docs/')):
+                    assert (REPO_ROOT / path).exists(), f'{doc}: {program} {path}'
+        checked += 1
+    assert checked or doc not in ('README.md', 'docs/deployment.md', 'docs/benchmark.md'), doc
+
+
+def test_first_export_example_exports_a_network_make_demo_trains():
+    exports = [program_and_arguments(a)[1] for a in bash_commands('docs/deployment.md')
+               if (program_and_arguments(a) or ('', ))[0] == 'scripts/export_onnx.py']
+    opt = exports[0][exports[0].index('--opt') + 1]
+    assert opt.split('/')[-1] in {f for _, f, _ in STEPS} and opt.startswith(str(DEMO_OPTIONS.relative_to(REPO_ROOT)))
+
+
+def test_deployment_table_defaults_exist_after_make_demo(demo_workspace, monkeypatch):
+    """The documented deployment-table command passes its input checks in a clone after `make demo` (its default
+    real-video clips are the demo's own camera video, not a folder outside the clone)."""
+    from stdsr.tools import deployment_table
+    monkeypatch.chdir(demo_workspace)
+    (argv, ) = [program_and_arguments(a)[1] for a in bash_commands('docs/deployment.md')
+                if (program_and_arguments(a) or ('', ))[0] == 'scripts/deployment_table.py']
+    args = deployment_table.parse_args(argv)
+    assert args.real and args.real.startswith(args.demo)
+    deployment_table.check_inputs(args)

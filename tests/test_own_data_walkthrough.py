@@ -67,6 +67,7 @@ def run_command(argv, work):
     return load_script(script[len('scripts/'):-len('.py')]).main(rest)
 
 
+@pytest.mark.slow
 def test_readme_walkthrough_from_frames_to_inference(tmp_path, monkeypatch):
     commands = walkthrough_commands()
     kinds = [c[1] if c[1] != '-m' else c[2] for c in commands]

@@ -1,3 +1,5 @@
+import warnings
+
 import torch
 from torch import nn as nn
 from torch.nn import functional as F
@@ -5,6 +7,17 @@ from torch.nn import functional as F
 from basicsr.archs.arch_util import ResidualBlockNoBN, default_init_weights, flow_warp, make_layer
 from basicsr.utils.registry import ARCH_REGISTRY
 from stdsr.archs.arch_util import bicubic_up, check_clip, check_num_frame
+
+
+def warp(x, flow):
+    """BasicSR's ``flow_warp`` (border padding) without the torch.meshgrid warning it raises in every process.
+
+    ``flow_warp`` calls ``torch.meshgrid`` without ``indexing``; its 'ij' default is what BasicSR means, so the
+    warning is third-party noise that every training, validation, inference and benchmark run would print.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=r'torch\.meshgrid: in an upcoming release', category=UserWarning)
+        return flow_warp(x, flow, padding_mode='border')
 
 
 def _flow_head(in_ch, num_feat, strides_kernels, out_ch, up):
@@ -26,8 +39,8 @@ class MotionCompensation(nn.Module):
     A coarse branch (two stride-2 convs, x4 sub-pixel back up) estimates a flow from the neighbour to the reference;
     a fine branch (one stride-2 conv, x2 sub-pixel) sees the pair, the coarse flow and the coarsely warped neighbour
     and adds a correction. Flows leave the tanh in the spatial transformer's normalised [-1, 1] units (as in the
-    paper) and are returned in pixels for ``flow_warp``. Frames are replicate-padded to a multiple of 4 and the
-    flow cropped back, so any spatial size works.
+    paper) and are returned in pixels for ``flow_warp`` (:func:`warp`). Frames are replicate-padded to a multiple
+    of 4 and the flow cropped back, so any spatial size works.
     """
 
     def __init__(self, num_in_ch=3, num_feat=24):
@@ -49,7 +62,7 @@ class MotionCompensation(nn.Module):
             nbr = F.pad(nbr, (0, pw, 0, ph), mode='replicate')
         hp, wp = h + ph, w + pw
         coarse = self.coarse(torch.cat([ref, nbr], dim=1))
-        nbr_coarse = flow_warp(nbr, self.to_pixels(coarse, hp, wp).permute(0, 2, 3, 1), padding_mode='border')
+        nbr_coarse = warp(nbr, self.to_pixels(coarse, hp, wp).permute(0, 2, 3, 1))
         fine = self.fine(torch.cat([ref, nbr, coarse, nbr_coarse], dim=1))
         flow = self.to_pixels(coarse + fine, hp, wp)
         return flow[:, :, :h, :w]
@@ -164,7 +177,7 @@ class VESPCN(nn.Module):
         nbr = torch.cat([x[:, :ci], x[:, ci + 1:]], dim=1).reshape(-1, c, h, w)
         ref = x[:, ci:ci + 1].expand(-1, t - 1, -1, -1, -1).reshape(-1, c, h, w)
         flow = self.motion_comp(ref, nbr)
-        warped = flow_warp(nbr, flow.permute(0, 2, 3, 1), padding_mode='border')
+        warped = warp(nbr, flow.permute(0, 2, 3, 1))
         return warped.view(b, t - 1, c, h, w), flow.view(b, t - 1, 2, h, w)
 
     def forward(self, x):

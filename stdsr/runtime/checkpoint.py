@@ -3,9 +3,10 @@ newest training state to resume from.
 
 Reading: training loads ``params`` (what it saved), evaluation prefers ``params_ema`` (the weights BasicSR
 validates); a checkpoint that does not fit its network is reported on one line listing the missing, unexpected and
-mis-shaped keys. Writing: a job killed while ``torch.save`` streams to the final name leaves a truncated file that
-the next ``--auto_resume`` would pick. Writing to a temporary file in the same folder and renaming it makes the
-switch atomic on POSIX: the old checkpoint stays valid until the new one is complete.
+mis-shaped keys (the first few of each and the count of the rest). Writing: a job killed while ``torch.save``
+streams to the final name leaves a truncated file that the next ``--auto_resume`` would pick. Writing to a
+temporary file in the same folder and renaming it makes the switch atomic on POSIX: the old checkpoint stays valid
+until the new one is complete.
 """
 import os
 import pickletools
@@ -17,6 +18,7 @@ from os import path as osp
 import torch
 from stdsr.errors import CheckpointError, DiskFullError, WeightsError
 from stdsr.utils.atomic_files import torch_save_atomic
+from stdsr.utils.cli import first_few
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -113,8 +115,7 @@ def check_state_dict_fits(net, state, label):
         parts = [f'{label} does not match the network']
         for title, keys in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)):
             if keys:
-                shown = ', '.join(keys[:20]) + (f', ... ({len(keys)} in all)' if len(keys) > 20 else '')
-                parts.append(f'{title}: {shown}')
+                parts.append(f'{title}: {first_few(keys)}')
         raise WeightsError('; '.join(parts))
 
 

@@ -44,8 +44,9 @@ def parse_args(argv=None):
                         help='demo data: test clips <DIR>/test/GT + BIx4, calibration clips <DIR>/train/BIx4')
     parser.add_argument('--calib-lq', metavar='DIR', help='LR training clips for INT8 (default <demo>/train/BIx4)')
     parser.add_argument('--calib-windows', type=int, default=CALIB_WINDOWS, help='INT8 calibration windows')
-    parser.add_argument('--real', default='../shared/realvideo/GT', metavar='DIR',
-                        help='real-video GT clips (LR made by BI x4); "none" to skip')
+    parser.add_argument('--real', metavar='DIR',
+                        help='real-video GT clips (LR made by BI x4; default <demo>/test_real/GT, the demo\'s camera '
+                        'video); "none" to skip')
     parser.add_argument('--real-frames', type=int, default=3, help='frames per real-video clip')
     parser.add_argument('--test-frames', type=int, help='frames per demo test clip (default: all)')
     args = parser.parse_args(argv)
@@ -58,6 +59,7 @@ def parse_args(argv=None):
         if failed:
             parser.error(message)
     args.calib_lq = args.calib_lq or osp.join(args.demo, 'train', 'BIx4')
+    args.real = args.real or osp.join(args.demo, 'test_real', 'GT')  # made by make demo, like the calibration clips
     args.real = None if str(args.real).lower() == 'none' else args.real
     return args
 

@@ -4,14 +4,24 @@ Every step is a real entry point (``make_demo_clips.py``, ``python -m stdsr.trai
 so the demo exercises exactly what a user runs. A finished step is reused on the next call (delete its
 experiment folder, or ``make clean-demo``, to redo it); an interrupted training continues with
 ``--auto_resume``. The result is printed and written to ``results/demo/summary.md``.
+
+Each step's whole output goes to ``results/demo/logs/<step>.log`` as it comes; a training step prints a short
+progress line per logged iteration (iteration, losses, s/iter, the run's own ETA, the machine's load), so a slow,
+busy machine shows as slow rather than stuck. A failed step prints its traceback or error line, not the last
+lines of whatever it printed before.
 """
 import argparse
+import collections
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
 from os import path as osp
+
+import yaml
 
 from stdsr.errors import DemoError
 from stdsr.utils.atomic_files import write_text_atomic
@@ -24,24 +34,102 @@ STEPS = [
     ('baseline student', 'train_VESPCNS_baseline_demo.yml', 'demo_VESPCNS_baseline_x4'),
     ('STD student', 'train_VESPCNS_STD_demo.yml', 'demo_VESPCNS_STD_x4'),
 ]
-PROGRESS_MARKS = ('lr:(', '# psnr', '# ssim', 'Resuming', 'End of training', 'Traceback', 'Error:')
+# Lines of a non-training step worth echoing while it runs (training lines get a progress line of their own).
+PROGRESS_MARKS = ('# psnr', '# ssim', 'Resuming', 'End of training')
+# BasicSR's training line: [name..][epoch:  1, iter:     100, lr:(1.000e-03,)] [eta: 0:30:00, time (data): 0.9 (0.0)]
+# l_pix: 1.2e-02 ...
+TRAIN_LINE = re.compile(r'iter:\s*(?P<iter>[\d,]+), lr:\(.*?\)\]\s*(?:\[eta: (?P<eta>[^,\]]+), '
+                        r'time \(data\): (?P<time>[\d.]+) \([\d.]+\)\])?(?P<losses>.*)$')
+LOSS_TERM = re.compile(r'(\w+): ([-+]?[\d.]+(?:e[-+]?\d+)?|nan|inf)')
+TRACEBACK = 'Traceback (most recent call last)'
+ERROR_LINE = re.compile(r'(^|\s)\w*(Error|Exception|error):|: error: |Killed|Aborted|Segmentation fault')
+FAILURE_CONTEXT = 5  # lines shown before the traceback or error line
+FAILURE_TAIL = 40  # at most this many lines of a failure
 
 
-def run_step(label, cmd, log_path):
-    """Run ``cmd``, echo its progress lines, keep its whole output in ``log_path``."""
+def progress_line(label, line, total_iter=None):
+    """A short live line for one of BasicSR's training lines: iteration (of how many), losses, time per iteration,
+    the run's own ETA and the machine's load, so a slow (busy) machine shows as slow, not stuck; None for any
+    other line."""
+    match = TRAIN_LINE.search(line)
+    if match is None:
+        return None
+    it = int(match['iter'].replace(',', ''))
+    parts = [f'iter {it:,}' + (f'/{total_iter:,} ({100 * it / total_iter:.0f}%)' if total_iter else '')]
+    parts += [f'{name} {float(value):.3e}' for name, value in LOSS_TERM.findall(match['losses'])]
+    if match['time'] is not None:
+        parts += [f"{float(match['time']):.2f} s/iter", f"ETA {match['eta'].strip()}"]
+    if hasattr(os, 'getloadavg'):
+        parts.append(f'load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs')
+    return f'    {label}: ' + ', '.join(parts)
+
+
+def marked_line(line):
+    """Echo of a line of a non-training step when it carries a progress mark, else None."""
+    return '    ' + line.rstrip()[-150:] if any(mark in line for mark in PROGRESS_MARKS) else None
+
+
+def failure_tail(lines, context=FAILURE_CONTEXT, limit=FAILURE_TAIL):
+    """The lines that show why a step failed: its last traceback (or error line) with ``context`` lines before it,
+    to the end of the output, at most ``limit`` lines (the traceback's start and its last lines).
+
+    Without a traceback or error line (a killed process), the last ``limit`` lines that start a log record: the
+    indented continuation lines of a multi-line record (BasicSR's options dump, the environment banner) are
+    left out, they never say what went wrong."""
+    lines = [line.rstrip('\n') for line in lines]
+    start = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(TRACEBACK)), None)
+    if start is None:
+        start = next((i for i in range(len(lines) - 1, -1, -1) if ERROR_LINE.search(lines[i])), None)
+    if start is None:
+        return [line for line in lines if line.strip() and not line[:1].isspace()][-limit:]
+    shown = lines[max(0, start - context):]
+    if len(shown) > limit:
+        head, rest = shown[:context + 2], limit - context - 3
+        shown = head + [f'... ({len(shown) - len(head) - rest} lines left out)'] + shown[-rest:]
+    return shown
+
+
+def exit_description(returncode):
+    """``exit 1``, or the signal that ended the process (``killed by SIGTERM``)."""
+    if returncode < 0:
+        try:
+            return f'killed by {signal.Signals(-returncode).name}'
+        except ValueError:
+            return f'killed by signal {-returncode}'
+    return f'exit {returncode}'
+
+
+def run_step(label, cmd, log_path, echo=marked_line):
+    """Run ``cmd``, keep its whole output in ``log_path`` as it comes (line-buffered: the log shows the progress
+    while the step runs) and print ``echo(line)`` for each line where that is not None. A failure raises
+    DemoError with the failing lines (:func:`failure_tail`)."""
     print(f'[demo] {label}: {" ".join(cmd)}', flush=True)
-    tail = []
-    with open(log_path, 'w') as log:
+    print(f'[demo]     full output, as it comes: {osp.relpath(log_path, REPO)}', flush=True)
+    start = time.time()
+    lines = collections.deque(maxlen=2000)  # enough for any traceback; the log has everything
+    with open(log_path, 'w', buffering=1) as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED='1'))
+                                bufsize=1, env=dict(os.environ, PYTHONUNBUFFERED='1'))
         for line in proc.stdout:
             log.write(line)
-            tail = (tail + [line])[-30:]
-            if any(mark in line for mark in PROGRESS_MARKS):
-                print('    ' + line.rstrip()[-150:], flush=True)
+            lines.append(line)
+            shown = echo(line)
+            if shown is not None:
+                print(shown, flush=True)
         proc.wait()
     if proc.returncode != 0:
-        raise DemoError(f'{label} failed (exit {proc.returncode}); full log: {log_path}\n' + ''.join(tail))
+        raise DemoError(f'{label} failed ({exit_description(proc.returncode)}); full log: {log_path}\n'
+                        + '\n'.join(failure_tail(lines)))
+    print(f'[demo] {label}: done in {(time.time() - start) / 60:.1f} min', flush=True)
+
+
+def total_iterations(option_file):
+    """``train.total_iter`` of a demo option file (for the progress line), None if it cannot be read."""
+    try:
+        with open(osp.join(REPO, DEMO_OPTIONS, option_file)) as f:
+            return int(yaml.safe_load(f)['train']['total_iter'])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None
 
 
 def one_device_overrides():
@@ -66,7 +154,12 @@ def train_step(label, option_file, name, log_dir):
     if osp.isfile(osp.join(exp, 'models', 'net_g_latest.pth')):
         print(f'[demo] {label}: reusing {osp.relpath(exp, REPO)} (delete it to retrain)', flush=True)
         return
-    run_step(f'training the {label}', train_command(option_file, exp), osp.join(log_dir, f'{name}.log'))
+    total = total_iterations(option_file)
+
+    def echo(line):
+        return progress_line(label, line, total) or marked_line(line)
+
+    run_step(f'training the {label}', train_command(option_file, exp), osp.join(log_dir, f'{name}.log'), echo)
 
 
 SET_TITLES = {
@@ -145,9 +238,9 @@ def export_std_student(out):
     """ONNX export of the STD student with its parity check and one ms/frame line (docs/deployment.md)."""
     cmd = [sys.executable, 'scripts/export_onnx.py', '--opt', osp.join(DEMO_OPTIONS, STEPS[-1][1]), '--output',
            osp.join(out, 'onnx', 'std_student.onnx'), '--overwrite', '--repeats', '2']
-    print(f'[demo] exporting the STD student: {" ".join(cmd)}', flush=True)
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        print('    ' + line, flush=True)
-    if proc.returncode != 0:
-        raise DemoError(f'ONNX export failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}')
+    run_step('exporting the STD student', cmd, osp.join(out, 'logs', 'export_onnx.log'), echo=export_line)
+
+
+def export_line(line):
+    """The export's own report lines (parity, ms/frame); third-party warnings stay in its log."""
+    return None if 'Warning' in line or line[:1].isspace() or not line.strip() else '    ' + line.rstrip()

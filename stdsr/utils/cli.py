@@ -45,6 +45,13 @@ def format_error(prog, error):
     return f"{prog}: error: {'; '.join(line.strip() for line in message.splitlines() if line.strip())}"
 
 
+def first_few(items, shown=3):
+    """``a, b, c and 17 more``: a list in an error line a person reads, not one of 2,000 characters."""
+    items = [str(item) for item in items]
+    rest = len(items) - shown
+    return ', '.join(items[:shown]) + (f' and {rest} more' if rest > 0 else '')
+
+
 def run_cli(prog, main, argv=None, extra_errors=()):
     """Call ``main(argv)``; print a user error as one line on stderr and return exit status 2.
 

@@ -1,5 +1,7 @@
 """The paper's compact students (VSRNet, VESPCN, FastDVDnetSR): interface, F^SR tap, gradients and sanity checks."""
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -210,3 +212,14 @@ def test_vespcn_residual_trunk_is_a_long_skip_over_edsr_blocks():
         torch.testing.assert_close(net.body(frames), F.relu(feat + net.body.conv_after(feat)))
     with pytest.raises(ValueError, match='trunk'):
         VESPCN(trunk='dense')
+
+
+@pytest.mark.slow
+def test_vespcn_runs_without_third_party_warnings():
+    """BasicSR's flow_warp warns about torch.meshgrid's indexing once per process; VESPCN's call keeps it quiet. In a
+    fresh process, because torch raises that warning only once per process."""
+    probe = ('import warnings, torch; import stdsr; from stdsr.archs.vespcn_arch import VESPCN; '
+             'warnings.simplefilter("error"); '
+             'VESPCN(num_feat=8, num_frame=3, num_block=1)(torch.rand(1, 3, 3, 8, 8))')
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]

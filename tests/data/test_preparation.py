@@ -180,6 +180,7 @@ def test_demo_layout_counts_and_sizes(demo_roots):
                     assert cv2.imread(osp.join(root, split, sub, clip, name)).shape == (h // factor, w // factor, 3)
 
 
+@pytest.mark.slow
 def test_demo_lr_is_bi_downsample_of_gt(demo_roots):
     root = demo_roots['a']
     for clip in ('astronaut_000', 'astronaut_001', 'retina_000'):
@@ -328,6 +329,7 @@ def test_generate_lr_flat_folder_and_refusals(tmp_path):
     assert not (tmp_path / 'out2').exists() and not list(tmp_path.glob('.out2*'))
 
 
+@pytest.mark.slow
 def test_generate_lr_cli_subprocess(tmp_path):
     write_tree(str(tmp_path / 'GT'), {'city': 2}, h=8, w=8)
     cmd = [sys.executable, osp.join(SCRIPTS, 'generate_lr.py'), '--input', str(tmp_path / 'GT'), '--output',
@@ -420,6 +422,7 @@ def test_extra_photos_add_training_sources_and_keep_every_other_clip():
     assert grey.shape == (4, 64, 64, 3) and np.array_equal(grey[..., 0], grey[..., 2]) and grey.std() > 5
 
 
+@pytest.mark.slow
 def test_holdout_photos_form_val_sources_and_leave_training_and_val(tmp_path, capsys):
     """--holdout-photos: the named photos feed only the val_sources split (whole-photo glides); training and val
     never see them; the tests stay; a remake without it removes the split; a wrong name is refused up front."""

@@ -95,7 +95,8 @@ def test_a_model_without_sidecar_is_refused(exported, tmp_path, capsys):
 
 @pytest.mark.parametrize('change', ['scale', 'window'])
 def test_options_of_another_scale_or_window_are_refused(exported, tmp_path, capsys, change):
-    arch = yaml.safe_load(open(exported['arch']))
+    with open(exported['arch']) as f:
+        arch = yaml.safe_load(f)
     if change == 'scale':
         arch['scale'], arch['network_g']['scale'] = 2, 2
     else:
@@ -113,7 +114,8 @@ def test_options_of_another_scale_or_window_are_refused(exported, tmp_path, caps
 def test_a_sidecar_that_disagrees_with_the_graph_is_refused(exported, tmp_path, capsys, key, value, says):
     model = tmp_path / 'm.onnx'
     shutil.copy(exported['onnx'], model)
-    meta = json.load(open(sidecar_path(exported['onnx'])))
+    with open(sidecar_path(exported['onnx'])) as f:
+        meta = json.load(f)
     meta[key] = value
     with open(sidecar_path(str(model)), 'w') as f:
         json.dump(meta, f)

@@ -141,6 +141,7 @@ def test_bad_test_input_keeps_the_previous_results(good_run, tiny_demo_root, tmp
     assert sorted(p.name for p in results.parent.iterdir()) == ['probe_test'], 'nothing archived'
 
 
+@pytest.mark.slow
 def test_force_yml_typo_is_one_line_blaming_the_flag(tmp_path):
     proc = subprocess.run([sys.executable, '-m', 'stdsr.train', '-opt', TEACHER_OPT, '--force_yml',
                            'datasets:train:gt_szie=32'], cwd=tmp_path, capture_output=True, text=True, timeout=120,

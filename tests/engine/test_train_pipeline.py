@@ -26,6 +26,7 @@ def trained_run(tiny_demo_root, tmp_path_factory):
     return work, work / 'experiments' / 'plain', proc
 
 
+@pytest.mark.slow
 def test_run_writes_checkpoints_and_logs_validation_psnr(trained_run):
     _, exp, _ = trained_run
     for name in ('net_g_10.pth', 'net_g_20.pth', 'net_g_latest.pth'):
@@ -40,6 +41,7 @@ def test_run_writes_checkpoints_and_logs_validation_psnr(trained_run):
     assert 'time (data)' in log and 'eta:' in log and 'l_pix' in log
 
 
+@pytest.mark.slow
 def test_auto_resume_on_cpu_continues_at_iteration_21(trained_run, tiny_demo_root):
     work, exp, _ = trained_run
     resumed = work / 'resumed'
@@ -61,6 +63,7 @@ def test_auto_resume_on_cpu_continues_at_iteration_21(trained_run, tiny_demo_roo
     assert (w24 - w20).abs().max() < 0.05
 
 
+@pytest.mark.slow
 def test_stdsr_test_prints_psnr_ssim_table(trained_run, tiny_demo_root, tmp_path):
     _, exp, _ = trained_run
     opt = tmp_path / 'test.yml'
@@ -93,6 +96,7 @@ val:
     assert len(pngs) == 10
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes(tiny_demo_root, tmp_path):
     force = tiny_run_overrides(tiny_demo_root, tmp_path, 4, 'ddp') + tiny_edvr_overrides() + [
         'logger:save_checkpoint_freq=4', 'val:val_freq=4'

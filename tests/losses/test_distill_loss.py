@@ -197,6 +197,7 @@ def _train_convlstm_alone(form, steps, seed=0, lr=4e-4):
     return raw
 
 
+@pytest.mark.slow
 def test_time_loss_paper_form_collapses_and_the_default_form_does_not():
     """The failure and the fix: the literal form's ConvLSTM zeroes L_TD on its own, the default form's cannot."""
     steps = 1000

@@ -328,6 +328,7 @@ TINY_NET = dict(type='EDVR', num_in_ch=3, num_out_ch=3, num_frame=3, deformable_
                 num_reconstruct_block=1)
 
 
+@pytest.mark.slow
 def test_one_distill_vsr_model_step_with_every_baseline(tmp_path):
     torch.manual_seed(0)
     teacher_opt = dict(TINY_NET, num_feat=12, with_tsa=True)

@@ -89,6 +89,7 @@ def test_gradients_reach_student_and_convlstm_never_teacher(tiny_demo_root, tmp_
     assert not any(id(p) in optimized for p in model.net_t.parameters())
 
 
+@pytest.mark.slow
 def test_convlstm_freezes_below_threshold_and_stays_frozen_on_resume(tiny_demo_root, tmp_path, teacher_ckpt):
     force = ['distill:losses:td:freeze_threshold=1e9']  # any loss value is below it
     model, batch = build_std_model(tiny_demo_root, tmp_path, teacher_ckpt, force)
@@ -147,6 +148,7 @@ def test_recurrent_student_distils_from_sliding_teacher(tiny_demo_root, tmp_path
     assert model.log_dict['l_sd'] > 0 and model.log_dict['l_td'] > 0
 
 
+@pytest.mark.slow
 def test_std_run_via_entry_point_saves_a_plain_student(tiny_demo_root, tmp_path, teacher_ckpt):
     force = std_force(tiny_demo_root, tmp_path, teacher_ckpt, total_iter=10, name='std10')
     run_module('stdsr.train', ['-opt', STD_OPT, '--force_yml', *force, 'val:val_freq=10'], cwd=tmp_path)
@@ -165,6 +167,7 @@ def test_std_run_via_entry_point_saves_a_plain_student(tiny_demo_root, tmp_path,
     assert not list((exp / 'models').glob('net_t*'))
 
 
+@pytest.mark.slow
 def test_two_process_gloo_distillation(tiny_demo_root, tmp_path, teacher_ckpt):
     force = std_force(tiny_demo_root, tmp_path, teacher_ckpt, total_iter=3, name='std_ddp')
     run_module('stdsr.train', ['-opt', STD_OPT, '--force_yml', *force], cwd=tmp_path, nproc=2)
@@ -185,6 +188,7 @@ def test_bad_teacher_fails_before_an_existing_run_is_touched(tiny_demo_root, tmp
     assert [p.name for p in (tmp_path / 'experiments').iterdir()] == ['std']
 
 
+@pytest.mark.slow
 def test_overhaul_on_a_post_activation_tap_fails_at_start_up(tiny_demo_root, tmp_path, teacher_ckpt):
     from stdsr.losses.kd_baselines_loss import FeatureTapError
     extra = ['distill:losses={ofd: {type: OverhaulFeatureLoss, loss_weight: 1.0}}', 'distill:student_layer=conv_hr',
@@ -199,6 +203,7 @@ def test_overhaul_on_a_post_activation_tap_fails_at_start_up(tiny_demo_root, tmp
     assert model.log_dict['l_ofd'] > 0
 
 
+@pytest.mark.slow
 def test_loss_share_calibrates_lambda_then_holds_it_and_logs_shares(tiny_demo_root, tmp_path, teacher_ckpt):
     force = ['distill:balance={calibration_iters: 2}', 'distill:losses:sd={type: SpaceDistillLoss, loss_share: 0.5}',
              'distill:losses:td={type: TimeDistillLoss, pool: 2, loss_share: 0.25}']

@@ -38,6 +38,7 @@ def two_rank_run(tmp_path_factory):
     return [torch.load(work / f'rank{r}.pt', weights_only=False) for r in range(2)]
 
 
+@pytest.mark.slow
 def test_ema_is_identical_on_every_rank(two_rank_run):
     rank0, rank1 = two_rank_run
     for when in ('built', 'stepped'):
@@ -46,6 +47,7 @@ def test_ema_is_identical_on_every_rank(two_rank_run):
     assert rank0['built'][1] == pytest.approx(rank0['built'][0], rel=1e-12)  # EMA starts as the synced net_g
 
 
+@pytest.mark.slow
 def test_each_rank_resumes_its_own_rng_state(two_rank_run):
     for out in two_rank_run:
         assert out['restored']
@@ -309,6 +311,7 @@ def test_a_step_reads_the_device_once_and_reduces_subclass_scalars_with_the_loss
     assert list(model.log_dict) == ['l_pix']
 
 
+@pytest.mark.slow
 def test_compiled_student_under_ddp_keeps_the_all_reduce_overlap(tmp_path, monkeypatch):
     """Compiled in place, then wrapped: DDP's forward is active while dynamo converts the student's frames, so
     dynamo's DDPOptimizer splits the graph at bucket boundaries (what lets the all-reduce overlap the backward)."""

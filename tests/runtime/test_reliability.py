@@ -35,6 +35,7 @@ def plain_force(demo_root, work, total_iter, name, extra=()):
     ] + list(extra)
 
 
+@pytest.mark.slow
 def test_sigkill_then_auto_resume_logs_the_same_losses(tiny_demo_root, tmp_path):
     total = 24
     extra = ['logger:save_checkpoint_freq=4']
@@ -209,6 +210,7 @@ def test_teacher_of_another_scale_fails_at_start_up(tiny_demo_root, tmp_path):
         build_model(opt)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('opt_file', [PLAIN_OPT, STD_OPT])
 def test_two_gloo_processes_match_one_process_first_step_gradients(tiny_demo_root, tmp_path, opt_file):
     extra = []

@@ -38,6 +38,7 @@ def test_a_failing_check_is_a_row_and_exit_code_1(tmp_path, monkeypatch, capsys)
     assert "| amp-fp16 | FAIL |" in out and 'OptionError' in out and 'needs CUDA' in out
 
 
+@pytest.mark.slow
 def test_torchrun_check_runs_two_processes_and_compares_their_ema(tmp_path):
     row = gpu_check.run_check('torchrun-2', 'cpu', str(tmp_path), iters=2, timeout=300)
     assert row['status'] == 'pass', row['detail']

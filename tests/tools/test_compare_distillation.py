@@ -1,6 +1,7 @@
 """scripts/compare_distillation.py: equal-budget runs, evaluation, table/chart, resumability and refusals."""
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,7 @@ def compared(tiny_demo_root, teacher_ckpt, tmp_path_factory):
     return work, argv
 
 
+@pytest.mark.slow
 def test_runs_train_with_the_budget_and_write_table_and_chart(compared):
     work, _ = compared
     runs = sorted(p.name for p in (work / 'runs').iterdir())
@@ -83,6 +85,7 @@ def test_runs_train_with_the_budget_and_write_table_and_chart(compared):
     assert std_row['gain_psnr'][0] == pytest.approx(data['runs'][1]['metrics']['psnr'] - base)
 
 
+@pytest.mark.slow
 def test_second_invocation_reuses_finished_runs(compared, capsys):
     work, argv = compared
     results = sorted((work / 'runs').glob('*/result.json'))
@@ -109,6 +112,7 @@ def copy_with_unfinished_run(compared, folder, run, trained=False):
     return run_dir, [a if a != str(work) else str(copy) for a in argv]
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes(compared, capsys):
     """A run with saved states but no result (killed before it finished) continues from its latest state."""
     run_dir, argv = copy_with_unfinished_run(compared, 'resumed', 'EDVRS_baseline_demo_seed0_iter2')
@@ -171,6 +175,7 @@ def test_mismatched_data_is_refused_before_training(tiny_demo_root, teacher_ckpt
     assert not (tmp_path / 'w').exists()
 
 
+@pytest.mark.slow
 def test_a_run_another_harness_holds_is_refused_without_touching_it(compared, capsys):
     """Two harnesses asking for one unfinished run: the second is refused in one line before it writes anything
     (not even a header in the run's train_stdout.log), and the first one's files stay as they were."""
@@ -189,6 +194,7 @@ def test_a_run_another_harness_holds_is_refused_without_touching_it(compared, ca
     assert (run_dir / 'result.json').is_file()
 
 
+@pytest.mark.slow
 def test_report_only_reports_finished_runs_and_trains_nothing(compared, tmp_path, capsys):
     """--report-only: the tables come from the finished runs alone; an unfinished one is listed as not run and
     nothing is trained or evaluated again; a work dir with no finished run is refused in one line."""
@@ -213,6 +219,7 @@ def test_report_only_reports_finished_runs_and_trains_nothing(compared, tmp_path
     assert not (tmp_path / 'empty').exists()
 
 
+@pytest.mark.slow
 def test_failed_run_shows_the_tail_of_its_log(tiny_demo_root, tmp_path, capsys):
     bad_meta = tmp_path / 'meta.txt'
     bad_meta.write_text('no_such_clip 8 (64,64,3)\n')
@@ -275,6 +282,7 @@ def test_test_sets_from_flags_and_plan(tmp_path):
     assert list(cd.eval_datasets(opt, {'test_sets': {}, 'test_gt': None}, 'x.yml')) == ['v']
 
 
+@pytest.mark.slow
 def test_budget_axis_trains_each_budget_and_reports_gain_against_budget(compared, capsys):
     """Budgets [1, 2]: the 2-iteration runs of ``compared`` are reused, the 1-iteration ones trained with their
     own schedule; gain_vs_budget.md/png and per-budget tables are written."""
@@ -302,6 +310,7 @@ def test_budget_axis_trains_each_budget_and_reports_gain_against_budget(compared
     assert 'Bicubic up-sampling of this set' in md
 
 
+@pytest.mark.slow
 def test_run_budgets_and_only_select_what_is_trained(compared, capsys):
     """A plan run with its own ``budgets`` is trained only at those; ``--only`` trains and reports only the
     named labels, and a later call without it reuses their results."""
@@ -407,3 +416,13 @@ def test_a_label_with_a_hash_reaches_training_as_data_not_as_yaml_text(tmp_path)
     assert opt['name'] == 'my run #2_seed0_iter4'
     assert opt['path']['experiments_root'] == exp_root
     assert opt['manual_seed'] == 0 and opt['train']['total_iter'] == 4
+
+
+def test_gain_chart_with_no_method_line_raises_no_warning(tmp_path):
+    """Only the baseline trained at each budget: an empty chart, and no matplotlib warning about its legend."""
+    chart = tmp_path / 'gain_vs_budget.png'
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        distill_comparison.budget_axis.plot_gains_by_budget({200: {}, 800: {'demo': {'paired': None}}}, 'demo',
+                                                            str(chart))
+    assert chart.is_file() and chart.stat().st_size > 0

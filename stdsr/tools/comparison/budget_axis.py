@@ -136,7 +136,8 @@ def plot_gains_by_budget(per_budget, set_name, path):
     ax.set_xlabel('iterations per run')
     ax.set_ylabel('PSNR-Y gain over the baseline (dB)')
     ax.set_title(f'gain against budget: {set_name}')
-    ax.legend(fontsize=8)
+    if gains:  # a legend without a method line would only be matplotlib's warning
+        ax.legend(fontsize=8)
     fig.tight_layout()
     try:
         save_figure_atomic(fig, path, dpi=120)
