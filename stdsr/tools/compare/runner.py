@@ -78,7 +78,9 @@ def run_comparison(settings):
                     report['failed'].append(str(err))
                     print(f'[compare] {err}', file=sys.stderr, flush=True)
     if settings.get('report_only') and not results:
-        raise CompareError(f"--report-only: no finished run of this plan in {settings['work_dir']}")
+        raise CompareError(f"--report-only: no finished run of this plan in {settings['work_dir']}" +
+                           (f" or {settings['records']}" if settings.get('records') else ''))
+    os.makedirs(settings['work_dir'], exist_ok=True)  # a report-only call from records alone writes its reports here
     teacher_result = do_teacher(teacher, runs[0], settings, report) if teacher else None
     baseline_label = next((r['label'] for r in runs if r['is_baseline']), None)
     crop = metrics_options(runs[0]['opt'])['psnr']['crop_border']
