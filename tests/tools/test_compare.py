@@ -298,6 +298,12 @@ def test_budget_axis_trains_each_budget_and_reports_gain_against_budget(compared
     md = (copy / 'comparison.md').read_text()
     assert '## 1 iterations per run' in md and '## 2 iterations per run' in md
     assert 'Bicubic up-sampling of this set' in md
+    # both bicubic references, each named by its resampler: the students' own path and the paper's MATLAB one
+    refs = next(iter(data['test_sets'].values()))
+    torch_db, matlab_db = refs['bicubic_psnr'], refs['bicubic_matlab_psnr']
+    assert abs(torch_db - matlab_db) > 1e-3
+    assert f'(`F.interpolate` bicubic, the residual students\' own path): {torch_db:.3f} dB' in md
+    assert f'MATLAB-style bicubic (the paper\'s and `make demo`\'s "Bicubic" row): {matlab_db:.3f} dB' in md
 
 
 def test_run_budgets_and_only_select_what_is_trained(compared, capsys):

@@ -86,6 +86,7 @@ def run_comparison(settings):
     crop = metrics_options(runs[0]['opt'])['psnr']['crop_border']
     try:
         bicubic = budget_axis.bicubic_references(runs[0]['test'], runs[0]['opt'].get('scale'), crop)
+        matlab = budget_axis.bicubic_references(runs[0]['test'], runs[0]['opt'].get('scale'), crop, 'matlab')
     except (OSError, ValueError) as err:
         raise CompareError(f'bicubic reference: {err}') from err
     sections, per_budget = [], OrderedDict()
@@ -102,11 +103,12 @@ def run_comparison(settings):
             flagged = budget_axis.plateau_runs(set_results, bicubic[set_name])
             for row in rows:
                 row['plateau_seeds'] = flagged.get(row['label'], [])
-            note = budget_axis.plateau_note(bicubic[set_name], flagged)
+            note = budget_axis.plateau_note(bicubic[set_name], flagged, matlab=matlab[set_name])
             paired_text = format_paired(paired, flagged=flagged, baseline_label=baseline_label) if paired else ''
             sections.append(format_table(rows, set_name, iters, flagged, baseline_label) +
                             ('\n' + note if note else '') + ('\n' + paired_text if paired_text else ''))
             per_set[set_name] = {'rows': rows, 'paired': paired, 'bicubic_psnr': bicubic[set_name],
+                                 'bicubic_matlab_psnr': matlab[set_name],
                                  'plateau': flagged}
             if rows:
                 chart = 'comparison.png' if index == 0 else f'comparison_{set_name}.png'
