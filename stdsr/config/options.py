@@ -44,7 +44,7 @@ LOGGER_KEYS = {'print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb', '
 DIST_KEYS = {'backend', 'port'}
 # train.efficiency (stdsr/runtime/train_efficiency.py): key -> accepted values
 EFFICIENCY_VALUES = {'channels_last': (True, False), 'amp': (None, False, 'bf16', 'fp16'), 'compile': (True, False)}
-TEMPORAL_MODES = ('sliding', 'recurrent')
+TEMPORAL_MODES = ('sliding', 'recurrent', 'frame')
 
 
 def accepted_kwargs(fn):

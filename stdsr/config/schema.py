@@ -179,10 +179,10 @@ def _option_error(message):
 
 
 def _sliding_networks(opt):
-    """Network keys with a window of frames (a ``num_frame``, and not declared recurrent)."""
+    """Network keys with a window of frames (a ``num_frame``, and not declared recurrent or single-image)."""
     temporal = opt.get('temporal') or {}
     return [k for k in opt if str(k).startswith('network_') and isinstance(opt[k], dict)
-            and opt[k].get('num_frame') is not None and temporal.get(k) != 'recurrent']
+            and opt[k].get('num_frame') is not None and temporal.get(k) not in ('recurrent', 'frame')]
 
 
 def _check_schedule_covers_training(train, src):

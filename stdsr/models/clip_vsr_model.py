@@ -27,7 +27,7 @@ from stdsr.errors import NonFiniteLossError
 from stdsr.archs.offset_guard import guard_deformable_offsets
 from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.runtime.train_efficiency import TrainEfficiency, eager_calls, phase
-from stdsr.runtime.checkpoint import atomic_torch_save, prune_checkpoints
+from stdsr.runtime.checkpoint import TRAIN_KEYS, atomic_torch_save, prune_checkpoints, read_weights
 from stdsr.runtime.device import check_data_parallel, data_parallel_device_ids
 from stdsr.runtime.dist import all_gather_objects, get_dist_info, process_device
 from stdsr.config.options import optimizer_class, scheduler_class
@@ -66,8 +66,11 @@ class ClipVSRModel(BaseModel):
             return False
         if not osp.isfile(load_path):
             raise FileNotFoundError(f"option 'path.pretrain_{net_key}': no such file {load_path}")
-        self.load_network(net, load_path, paths.get(f'strict_load_{suffix}', True), paths.get(f'param_key_{suffix}',
-                                                                                                'params'))
+        param_key = paths.get(f'param_key_{suffix}')
+        if param_key is None:  # BasicSR's 'params', or a bare state_dict (published weights such as PAN's)
+            _, found = read_weights(load_path, None, prefer=TRAIN_KEYS, what=f'path.pretrain_{net_key}')
+            param_key = None if found == 'state_dict' else found
+        self.load_network(net, load_path, paths.get(f'strict_load_{suffix}', True), param_key)
         return True
 
     def init_training_settings(self):

@@ -1,13 +1,16 @@
-"""Download BasicSR model-zoo checkpoints (official EDVR teachers, SpyNet) into experiments/pretrained_models.
+"""Download model-zoo checkpoints (BasicSR's official EDVR teachers and SpyNet; the published PAN x4 teacher) into
+experiments/pretrained_models, or copy them from a local folder (``--from``) so that nothing downloads.
 
-Each file is checked against the SHA-256 prefix in its BasicSR name, written via a resumable ``.part`` file and
-renamed only when complete. Without network the error says where to put a file fetched elsewhere.
+Each file is checked against the SHA-256 prefix in its BasicSR name (PAN: the whole digest the zoo pins), written
+via a resumable ``.part`` file and renamed only when complete. Without network the error says where to put a file
+fetched elsewhere.
 
 Examples:
     python scripts/download_pretrained_models.py --list
     python scripts/download_pretrained_models.py EDVR_L_x4_SR_Vimeo90K_official
     python scripts/download_pretrained_models.py EDVR flownet           # groups: EDVR, flownet, all
     python scripts/download_pretrained_models.py all --mirror https://my.host/basicsr_zoo
+    python scripts/download_pretrained_models.py PANx4_DF2K --from /data/weights --root ../shared/pretrained
 """
 import argparse
 import sys
@@ -23,6 +26,8 @@ def parse_args(argv=None):
     parser.add_argument('--root', default=DEFAULT_ROOT, help='target folder (BasicSR layout <root>/<group>/<file>)')
     parser.add_argument('--mirror', help='base URL holding <group>/<file> instead of Google Drive')
     parser.add_argument('--overwrite', action='store_true', help='fetch again a present file whose hash is wrong')
+    parser.add_argument('--from', dest='source_dir', help='copy the files (by file name) from this local folder '
+                        'instead of downloading them; the hash is checked the same way')
     return parser.parse_args(argv)
 
 
@@ -33,7 +38,7 @@ def main(argv=None):
             print(f'{name:<36s} {local_path(name, args.root)}')
         return 0
     try:
-        fetch(args.names, args.root, args.mirror, args.overwrite)
+        fetch(args.names, args.root, args.mirror, args.overwrite, source_dir=args.source_dir)
     except DownloadError as err:
         sys.exit(f'download_pretrained_models: error: {err}')
     return 0

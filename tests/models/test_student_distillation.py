@@ -162,3 +162,55 @@ def test_student_distils_for_five_iterations(student, tiny_demo_root, tmp_path, 
         values = logged_losses(log, term)
         assert len(values) == 5 and all(v == v for v in values), f'{term} not logged every iteration'
     assert any(v > 0 for v in logged_losses(log, 'l_sd'))
+
+
+# ------------------------------------------------------------------------------------ single-image teachers (PAN)
+PAN_FILES = ('STD', 'SD_only', 'TD_only', 'KD_output', 'KD_AT', 'KD_fitnet')
+
+
+@pytest.fixture(scope='module')
+def tiny_pan_teacher(tmp_path_factory):
+    """(checkpoint, --force_yml entries): a random 2-block PAN saved as a bare state_dict, as the published file."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('pan') / 'pan_tiny.pth'
+    torch.save(build_network({'type': 'PAN', 'nb': 2}).state_dict(), path)
+    return path, ['network_t:nb=2', f'path:pretrain_network_t={path}']
+
+
+@pytest.mark.parametrize('method', PAN_FILES)
+def test_a_single_image_teacher_trains_the_vespcn_student(method, tiny_demo_root, tmp_path, tiny_pan_teacher,
+                                                          one_thread):
+    """PAN runs frame by frame ('frame' mode): every term of the PAN study gets one F^SR per frame from it."""
+    opt_file = OPTIONS / f'train/STD/pan/train_VESPCNS_{method}_PAN.yml'
+    teacher_path, teacher_force = tiny_pan_teacher
+    name = f'pan_{method}'
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 3, name) + teacher_force + [
+        'logger:save_checkpoint_freq=1000', 'val:val_freq=1000', 'train:warmup_iter=-1'
+    ]
+    torch.manual_seed(0)
+    stdsr_train.train_pipeline(['-opt', str(opt_file), '--force_yml', *force], root_path=str(tmp_path))
+    log = read_train_log(tmp_path / 'experiments' / name)
+    assert logged_iters(log) == [1, 2, 3]
+    terms = [f'l_{t}' for t in load_yaml(str(opt_file))['distill']['losses']]
+    for term in terms:
+        values = logged_losses(log, term)
+        assert len(values) == 3 and all(v == v and v >= 0 for v in values), f'{term}: {values}'
+    assert any(v > 0 for term in terms for v in logged_losses(log, term))
+
+
+def test_any_basicsr_image_arch_is_a_teacher_when_declared_frame(tiny_demo_root, tmp_path, one_thread):
+    """MSRResNet (no TEMPORAL_MODE of its own) serves as network_t with ``temporal: {network_t: frame}``."""
+    torch.manual_seed(0)
+    arch = {'type': 'MSRResNet', 'num_feat': 16, 'num_block': 1, 'upscale': 4}
+    path = tmp_path / 'msrresnet.pth'
+    torch.save({'params': build_network(dict(arch)).state_dict()}, path)
+    name = 'msrresnet_teacher'
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 2, name) + [
+        'network_t={type: MSRResNet, num_feat: 16, num_block: 1, upscale: 4}', 'temporal={network_t: frame}',
+        f'path:pretrain_network_t={path}', 'logger:save_checkpoint_freq=1000', 'val:val_freq=1000'
+    ]
+    stdsr_train.train_pipeline(['-opt', str(OPTIONS / 'train/STD/pan/train_VESPCNS_STD_PAN.yml'), '--force_yml',
+                                *force], root_path=str(tmp_path))
+    log = read_train_log(tmp_path / 'experiments' / name)
+    assert logged_iters(log) == [1, 2]
+    assert len(logged_losses(log, 'l_sd')) == 2 and len(logged_losses(log, 'l_td')) == 2

@@ -308,6 +308,12 @@ def test_budget_axis_trains_each_budget_and_reports_gain_against_budget(compared
     md = (copy / 'comparison.md').read_text()
     assert '## 1 iterations per run' in md and '## 2 iterations per run' in md
     assert 'Bicubic up-sampling of this set' in md
+    # both bicubic references, each named by its resampler: the students' own path and the paper's MATLAB one
+    refs = next(iter(data['test_sets'].values()))
+    torch_db, matlab_db = refs['bicubic_psnr'], refs['bicubic_matlab_psnr']
+    assert abs(torch_db - matlab_db) > 1e-3
+    assert f'(`F.interpolate` bicubic, the residual students\' own path): {torch_db:.3f} dB' in md
+    assert f'MATLAB-style bicubic (the paper\'s and `make demo`\'s "Bicubic" row): {matlab_db:.3f} dB' in md
 
 
 @pytest.mark.slow
@@ -426,3 +432,55 @@ def test_gain_chart_with_no_method_line_raises_no_warning(tmp_path):
         distill_comparison.budget_axis.plot_gains_by_budget({200: {}, 800: {'demo': {'paired': None}}}, 'demo',
                                                             str(chart))
     assert chart.is_file() and chart.stat().st_size > 0
+
+
+def test_committed_records_carry_a_study_into_a_new_work_dir(compared, tmp_path, capsys):
+    """--records: every finished run (and the teacher) gets a small record without machine-local paths; a fresh
+    work dir (another session, another clone) reuses them instead of training, and --report-only rebuilds the
+    report from records alone; a record made with another configuration is refused in one line."""
+    work, argv = compared
+    records = tmp_path / 'records'
+    capsys.readouterr()
+    assert compare_distillation.main(argv + ['--records', str(records)]) == 0  # finished runs get their records
+    assert '[compare] trained 0, reused 3' in capsys.readouterr().out
+    assert sorted(p.name for p in records.iterdir()) == ['EDVRS_STD_demo_seed0_iter2.json',
+                                                         'EDVRS_baseline_demo_seed0_iter2.json', 'teacher.json']
+    std = json.loads((records / 'EDVRS_STD_demo_seed0_iter2.json').read_text())
+    result = json.loads((work / 'runs' / 'EDVRS_STD_demo_seed0_iter2' / 'result.json').read_text())
+    assert std['config'] == result['config'] and std['evals'] == result['evals'] and 'checkpoint' not in std
+    assert std['opt_file'] == 'options/train/STD/demo/train_EDVRS_STD_demo.yml' or not std['opt_file'].startswith('/')
+    assert 'manual_seed=0' in std['force_yml'] and 'train:total_iter=2' in std['force_yml']
+    assert set(std['term_shares']['mean']) == {'sd', 'td'}  # each term's share of the pixel loss over training
+    assert [row['iter'] for row in std['term_shares']['by_iter']] == [1, 2]
+    base = json.loads((records / 'EDVRS_baseline_demo_seed0_iter2.json').read_text())
+    assert base['term_shares'] == {'mean': {}, 'by_iter': []}
+
+    fresh = [a if a != str(work) else str(tmp_path / 'fresh') for a in argv] + ['--records', str(records)]
+    assert compare_distillation.main(fresh) == 0
+    assert '[compare] trained 0, reused 3, evaluated 0, failed 0' in capsys.readouterr().out
+    assert not (tmp_path / 'fresh' / 'runs').exists()  # nothing trained, nothing evaluated
+    assert (tmp_path / 'fresh' / 'comparison.md').read_text() == (work / 'comparison.md').read_text()
+
+    only_records = [a if a != str(work) else str(tmp_path / 'report') for a in argv] + ['--records', str(records)]
+    assert compare_distillation.main(only_records + ['--report-only']) == 0
+    assert (tmp_path / 'report' / 'comparison.md').read_text() == (work / 'comparison.md').read_text()
+
+    std['config']['seed'] = 7  # as if the option file had changed since the record was made
+    (records / 'EDVRS_STD_demo_seed0_iter2.json').write_text(json.dumps(std))
+    capsys.readouterr()
+    other = [a if a != str(work) else str(tmp_path / 'other') for a in argv] + ['--records', str(records)]
+    assert compare_distillation.main(other) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'EDVRS_STD_demo_seed0_iter2.json records run' in err[0]
+
+
+def test_configuration_digests_do_not_depend_on_where_the_clone_lives(tmp_path, monkeypatch):
+    """Records are matched by digest: the same relative layout gives the same digest in another folder."""
+    monkeypatch.chdir(tmp_path)
+    here = cd.digest({'path': str(tmp_path / 'datasets' / 'x.lmdb'), 'lr': 1e-3, 'up': str(tmp_path.parent / 's')})
+    other = tmp_path / 'elsewhere' / 'clone'
+    other.mkdir(parents=True)
+    monkeypatch.chdir(other)
+    there = cd.digest({'path': str(other / 'datasets' / 'x.lmdb'), 'lr': 1e-3, 'up': str(other.parent / 's')})
+    assert here == there
+    assert cd.digest({'path': str(other / 'datasets' / 'y.lmdb'), 'lr': 1e-3, 'up': str(other.parent / 's')}) != there

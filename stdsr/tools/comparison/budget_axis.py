@@ -32,15 +32,16 @@ def resolve_budgets(budgets, iters, source='--budgets'):
     return sorted(values)
 
 
-def bicubic_references(tests, scale, crop_border=0):
-    """{test set: bicubic PSNR-Y} for the folder test sets (None where a set is not a GT/LQ folder pair)."""
+def bicubic_references(tests, scale, crop_border=0, impl='torch'):
+    """{test set: bicubic PSNR-Y} for the folder test sets (None where a set is not a GT/LQ folder pair); ``impl``
+    names the resampler (:func:`stdsr.tools.comparison.plateau.bicubic_psnr`)."""
     refs = OrderedDict()
     for name, test in tests.items():
         gt, lq = test.get('dataroot_gt'), test.get('dataroot_lq')
         if (test.get('io_backend') or {}).get('type', 'disk') != 'disk' or not (gt and lq and osp.isdir(lq)):
             refs[name] = None
             continue
-        refs[name] = bicubic_psnr(gt, lq, int(scale), crop_border)['average']
+        refs[name] = bicubic_psnr(gt, lq, int(scale), crop_border, impl)['average']
     return refs
 
 
@@ -55,12 +56,14 @@ def plateau_runs(set_results, bicubic, margin=PLATEAU_DB):
     return flagged
 
 
-def plateau_note(bicubic, flagged, margin=PLATEAU_DB):
-    """The lines under a test set's table: its bicubic PSNR and which runs sit on it."""
+def plateau_note(bicubic, flagged, margin=PLATEAU_DB, matlab=None):
+    """The lines under a test set's table: its bicubic PSNR (each named by its resampler) and which runs sit on the
+    students' own one."""
     if bicubic is None:
         return ''
     text = (f'Bicubic up-sampling of this set (`F.interpolate` bicubic, the residual students\' own path): '
-            f'{bicubic:.3f} dB. ')
+            f'{bicubic:.3f} dB' + (f'; MATLAB-style bicubic (the paper\'s and `make demo`\'s "Bicubic" row): '
+                                   f'{matlab:.3f} dB' if matlab is not None else '') + '. ')
     if not flagged:
         return text + f'No run ended within {margin} dB of it.\n'
     runs = '; '.join(f"{label} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"

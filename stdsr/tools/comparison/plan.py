@@ -21,7 +21,7 @@ PERFORMANCE_KEYS = {'name', 'num_worker_per_gpu', 'prefetch_mode', 'pin_memory',
 PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 LOG_TAIL_LINES = 40
 PLAN_KEYS = {'runs', 'baseline', 'seeds', 'iters', 'budgets', 'work_dir', 'teacher_ckpt', 'teacher_opt', 'force_yml',
-             'test_gt', 'test_lq', 'test_sets', 'train_val', 'keep_going', 'nproc'}
+             'test_gt', 'test_lq', 'test_sets', 'train_val', 'keep_going', 'nproc', 'records'}
 RUN_KEYS = {'opt', 'label', 'budgets', 'force_yml'}
 
 
@@ -31,13 +31,37 @@ def read_json(path):
         return json.load(f)
 
 
+def read_checked_json(path, what):
+    """A JSON object the harness wrote (a result, a record), or a one-line CompareError naming the file."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as err:
+        raise CompareError(f'{path}: unreadable {what} ({type(err).__name__}: {err}); move it away to redo that '
+                           'run') from None
+    if not isinstance(data, dict):
+        raise CompareError(f'{path}: a {what} must be a JSON object, got {type(data).__name__}')
+    return data
+
+
 def plain(obj):
     """OrderedDicts (BasicSR's YAML loader) -> plain dicts/lists, for hashing and dumping."""
     return json.loads(json.dumps(obj))
 
 
+def portable(obj):
+    """``obj`` with every absolute path made relative to the working directory, so that a configuration digest
+    is the same in every clone of the project (committed run records are matched by it)."""
+    if isinstance(obj, dict):
+        return {key: portable(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [portable(value) for value in obj]
+    if isinstance(obj, str) and osp.isabs(obj):
+        return osp.relpath(obj)
+    return obj
+
+
 def digest(obj):
-    return hashlib.sha256(json.dumps(plain(obj), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(portable(plain(obj)), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def log_tail(path, lines=LOG_TAIL_LINES):
@@ -82,6 +106,9 @@ def build_arg_parser():
     parser.add_argument('--only', nargs='+', default=None, metavar='LABEL', help='train and report only these runs '
                         "(labels of the plan's runs), e.g. to share a plan between processes or machines; a later "
                         'call without --only reuses their results')
+    parser.add_argument('--records', default=None, help='folder of committed run records (<run name>.json): a '
+                        'finished run writes its record there, and a matching record is reused instead of training, '
+                        'so a study continues across sessions and clones (docs/distillation_methods.md)')
     parser.add_argument('--report-only', action='store_true', help='train nothing: write the reports from the '
                         'runs that have finished (the others are listed as not run), e.g. for a study whose runs were '
                         'split over processes with --only/--budgets/--seeds')
@@ -122,6 +149,7 @@ def resolve_settings(args):
         'keep_going': args.keep_going or bool(plan.get('keep_going')),
         'nproc': args.nproc or plan.get('nproc'),
         'report_only': bool(getattr(args, 'report_only', False)),
+        'records': getattr(args, 'records', None) or plan.get('records'),
     }
     if baseline and osp.abspath(baseline) not in [osp.abspath(e['opt']) for e in entries]:
         entries.insert(0, {'opt': baseline})

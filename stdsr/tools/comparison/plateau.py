@@ -22,10 +22,12 @@ def _frames(folder):
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXTS))
 
 
-def bicubic_psnr(gt_root, lq_root, scale, crop_border=0):
+def bicubic_psnr(gt_root, lq_root, scale, crop_border=0, impl='torch'):
     """PSNR-Y of ``bicubic_up`` of every LR frame against its GT: {'average': dB, 'per_clip': {clip: dB}}.
 
     Every frame of a clip is up-sampled (the sliding students restore every frame as the centre of its window).
+    ``impl='matlab'`` scores MATLAB-style bicubic instead, the paper's (and ``make demo``'s) "Bicubic" row, which
+    differs from the students' own path by a few tenths of a dB: reports name which one they show.
     """
     import torch
     from basicsr.metrics import calculate_psnr
@@ -46,7 +48,7 @@ def bicubic_psnr(gt_root, lq_root, scale, crop_border=0):
             if gt is None:
                 raise FileNotFoundError(f'{gt_path}: missing or unreadable GT frame')
             with torch.no_grad():
-                up = bicubic_upsample(img2tensor(lq, bgr2rgb=True, float32=True).unsqueeze(0), scale, impl='torch')
+                up = bicubic_upsample(img2tensor(lq, bgr2rgb=True, float32=True).unsqueeze(0), scale, impl=impl)
             sr = tensor2img(up, rgb2bgr=True, min_max=(0, 1))  # clamp and round as a model's output is
             values.append(calculate_psnr(sr, gt, crop_border=crop_border, test_y_channel=True))
         if values:

@@ -77,12 +77,15 @@ def run_comparison(settings):
                     report['failed'].append(str(err))
                     print(f'[compare] {err}', file=sys.stderr, flush=True)
     if settings.get('report_only') and not results:
-        raise CompareError(f"--report-only: no finished run of this plan in {settings['work_dir']}")
+        raise CompareError(f"--report-only: no finished run of this plan in {settings['work_dir']}" +
+                           (f" or {settings['records']}" if settings.get('records') else ''))
+    os.makedirs(settings['work_dir'], exist_ok=True)  # a report-only call from records alone writes its reports here
     teacher_result = do_teacher(teacher, runs[0], settings, report) if teacher else None
     baseline_label = next((r['label'] for r in runs if r['is_baseline']), None)
     crop = metrics_options(runs[0]['opt'])['psnr']['crop_border']
     try:
         bicubic = budget_axis.bicubic_references(runs[0]['test'], runs[0]['opt'].get('scale'), crop)
+        matlab = budget_axis.bicubic_references(runs[0]['test'], runs[0]['opt'].get('scale'), crop, 'matlab')
     except (OSError, ValueError) as err:
         raise CompareError(f'bicubic reference: {err}') from err
     sections, per_budget = [], OrderedDict()
@@ -99,11 +102,12 @@ def run_comparison(settings):
             flagged = budget_axis.plateau_runs(set_results, bicubic[set_name])
             for row in rows:
                 row['plateau_seeds'] = flagged.get(row['label'], [])
-            note = budget_axis.plateau_note(bicubic[set_name], flagged)
+            note = budget_axis.plateau_note(bicubic[set_name], flagged, matlab=matlab[set_name])
             paired_text = format_paired(paired, flagged=flagged, baseline_label=baseline_label) if paired else ''
             sections.append(format_table(rows, set_name, iters, flagged, baseline_label) +
                             ('\n' + note if note else '') + ('\n' + paired_text if paired_text else ''))
             per_set[set_name] = {'rows': rows, 'paired': paired, 'bicubic_psnr': bicubic[set_name],
+                                 'bicubic_matlab_psnr': matlab[set_name],
                                  'plateau': flagged}
             if rows:
                 chart = 'comparison.png' if index == 0 else f'comparison_{set_name}.png'

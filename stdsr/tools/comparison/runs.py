@@ -2,8 +2,8 @@
 its student and the teacher in-process on every test set; a finished run's ``result.json`` is never redone.
 """
 import contextlib
+import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +20,8 @@ from stdsr.errors import CompareError, RunLockedError
 from stdsr.runtime.run_lock import RunLock
 from stdsr.config.options import apply_force_yml, load_yaml
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
-from stdsr.tools.comparison.plan import read_json, plain, digest, log_tail, run_name, harness_overrides
+from stdsr.tools.comparison.plan import read_checked_json, plain, digest, log_tail, run_name, harness_overrides
+from stdsr.tools.comparison import records as run_records
 
 
 def resolve_teacher(runs, settings):
@@ -142,6 +143,14 @@ def evaluate(name, network, temporal, ckpt, param_key, tests, metrics, scale, ou
     return by_set
 
 
+def sha256_of(path):
+    sha = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            sha.update(block)
+    return sha.hexdigest()
+
+
 def checkpoint_of(exp_root, opt):
     ckpt = osp.join(exp_root, 'models', 'net_g_latest.pth')
     param_key = 'params_ema' if (opt['train'].get('ema_decay') or 0) > 0 else 'params'
@@ -178,34 +187,56 @@ def finished_result(run, seed, iters, settings, report):
     """The result of a finished run (as ``do_run`` would reuse it), or None when it has not finished."""
     spec = run_config(run, seed, iters, settings)
     result_path = osp.join(spec.run_dir, 'result.json')
-    return reuse_result(result_path, spec.config, spec.name, report) if osp.isfile(result_path) else None
+    if osp.isfile(result_path):
+        return reuse_result(result_path, spec, run, settings, report)
+    return recorded_result(spec, settings, report)
+
+
+def recorded_result(spec, settings, report):
+    """The committed record of this run when ``records`` has one with its configuration, else None."""
+    record = run_records.find_record(settings.get('records'), spec.name, spec.config)
+    if record is not None:
+        report['reused'].append(spec.name)
+    return record
 
 
 def do_run(run, seed, iters, settings, report):
-    """Train (or resume) and evaluate one run unless its result is already there; returns the result dict."""
+    """Train (or resume) and evaluate one run unless its result (in the work dir or the committed records) is
+    already there; returns the result dict."""
     spec = run_config(run, seed, iters, settings)
     result_path = osp.join(spec.run_dir, 'result.json')
     if osp.isfile(result_path):
-        return reuse_result(result_path, spec.config, spec.name, report)
+        return reuse_result(result_path, spec, run, settings, report)
+    recorded = recorded_result(spec, settings, report)
+    if recorded is not None:
+        return recorded
     try:  # one harness per run: a second one is refused before it writes a line into this run's log
         lock = RunLock(spec.run_dir, 'comparison run').acquire()
     except RunLockedError as err:
         raise CompareError(str(err)) from None
     try:
         if osp.isfile(result_path):  # finished by the process that held the lock
-            return reuse_result(result_path, spec.config, spec.name, report)
+            return reuse_result(result_path, spec, run, settings, report)
         return train_and_evaluate(run, spec, settings, report)
     finally:
         lock.release()
 
 
-def reuse_result(result_path, config, name, report):
-    result = read_json(result_path)
-    if result.get('config') != config:
+def reuse_result(result_path, spec, run, settings, report):
+    result = read_checked_json(result_path, 'run result')
+    if result.get('config') != spec.config:
         raise CompareError(f'{result_path} holds a finished run with another configuration (option file, '
                            'overrides or data changed since); use another --work-dir or move that folder away')
-    report['reused'].append(name)
+    report['reused'].append(spec.name)
+    save_record(result, run, spec, settings)  # a run finished before its plan kept records gets its record now
     return result
+
+
+def save_record(result, run, spec, settings):
+    """Write (or refresh) the committed record of a finished run when the plan keeps records."""
+    if settings.get('records') and not settings.get('report_only'):
+        record = run_records.make_record(result, run, spec, osp.join(spec.run_dir, 'train'))
+        run_records.write_record(settings['records'], spec.name, record)
 
 
 def train_and_evaluate(run, spec, settings, report):
@@ -213,7 +244,8 @@ def train_and_evaluate(run, spec, settings, report):
     exp_root = osp.join(spec.run_dir, 'train')
     done_path = osp.join(spec.run_dir, 'train_done.json')
     ckpt, param_key = checkpoint_of(exp_root, spec.opt)
-    if not (osp.isfile(done_path) and read_json(done_path).get('config') == spec.config and osp.isfile(ckpt)):
+    if not (osp.isfile(done_path) and read_checked_json(done_path, 'training marker').get('config') == spec.config
+            and osp.isfile(ckpt)):
         print(f'[compare] training {spec.name} ({run["opt_path"]})', flush=True)
         start = time.time()
         train_run(run, spec.entries, spec.run_dir, settings['nproc'])
@@ -227,6 +259,7 @@ def train_and_evaluate(run, spec, settings, report):
               'config': spec.config, 'baseline': run['is_baseline'], **eval_fields(evals), 'checkpoint': ckpt,
               'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
     write_json_atomic(osp.join(spec.run_dir, 'result.json'), result)
+    save_record(result, run, spec, settings)
     report['evaluated'].append(spec.name)
     return result
 
@@ -239,21 +272,36 @@ def eval_fields(evals):
             'dataset': first['dataset'], 'metrics': first['average'], 'per_clip': first['per_clip']}
 
 
+def save_teacher_record(result, settings):
+    if settings.get('records') and not settings.get('report_only'):
+        run_records.write_record(settings['records'], run_records.TEACHER_RECORD[:-len('.json')], result)
+
+
 def do_teacher(teacher, run, settings, report):
-    """Evaluate the teacher once (cached in teacher/result.json, keyed by checkpoint and test set)."""
-    stat = os.stat(teacher['ckpt'])
-    config = {'ckpt': teacher['ckpt'], 'size': stat.st_size, 'mtime': stat.st_mtime,
-              'network': digest(teacher['network']), 'test': digest(run['signature']['test'])}
+    """Evaluate the teacher once (cached in teacher/result.json and in the records, keyed by the checkpoint's
+    content, the network and the test sets)."""
+    config = {'ckpt_sha256': sha256_of(teacher['ckpt']), 'network': digest(teacher['network']),
+              'test': digest(run['signature']['test'])}
     out_dir = osp.join(settings['work_dir'], 'teacher')
     result_path = osp.join(out_dir, 'result.json')
-    if osp.isfile(result_path) and read_json(result_path).get('config') == config:
+    if osp.isfile(result_path):
+        result = read_checked_json(result_path, 'teacher result')
+        if result.get('config') == config:
+            report['reused'].append('teacher')
+            save_teacher_record(result, settings)
+            return result
+    recorded = run_records.find_teacher_record(settings.get('records'), config)
+    if recorded is not None:
         report['reused'].append('teacher')
-        return read_json(result_path)
+        return recorded
+    if settings.get('report_only'):
+        return None
     print(f"[compare] evaluating the teacher ({teacher['ckpt']})", flush=True)
-    evals = evaluate('teacher', teacher['network'], teacher['temporal'], teacher['ckpt'], 'params', run['test'],
+    evals = evaluate('teacher', teacher['network'], teacher['temporal'], teacher['ckpt'], None, run['test'],
                      metrics_options(run['opt']), run['opt'].get('scale'), out_dir)
-    result = {'label': 'teacher', 'config': config, **eval_fields(evals),
+    result = {'label': 'teacher', 'config': config, 'ckpt': osp.relpath(teacher['ckpt']), **eval_fields(evals),
               'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
     write_json_atomic(result_path, result)
+    save_teacher_record(result, settings)
     report['evaluated'].append('teacher')
     return result

@@ -58,8 +58,8 @@ def test_hash_prefix_is_read_from_basicsr_names():
     assert dl.hash_prefix('EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth') == '162b54e4'
     assert dl.hash_prefix('experiments/x/spynet_sintel_final-3d2a1287.pth') == '3d2a1287'
     assert dl.hash_prefix('net_g_latest.pth') is None
-    for name in dl.ZOO:  # every zoo file carries its hash, so every download is checked
-        assert dl.hash_prefix(dl.ZOO[name].file_name), name
+    for name in dl.ZOO:  # every zoo file carries its hash (in its name, or pinned whole), so every download is checked
+        assert dl.expected_hash(name) and len(dl.expected_hash(name)) >= 8, name
 
 
 def test_names_groups_and_file_names_resolve_to_zoo_entries():
@@ -145,3 +145,26 @@ def test_script_fetches_from_a_mirror_and_fails_in_one_line(tmp_path, zoo_entry)
     with pytest.raises(SystemExit) as exc:
         script.main([name, '--root', str(tmp_path / 'other'), '--mirror', (tmp_path / 'nowhere').as_uri()])
     assert str(exc.value).startswith('download_pretrained_models: error: cannot fetch')
+
+
+def test_pan_is_pinned_by_commit_and_whole_sha256_and_copies_from_a_local_folder(tmp_path, capsys):
+    """PAN's name has no hash: the zoo pins the source commit and the whole SHA-256; --from copies a local file
+    (as ../shared/pretrained) through the same check, and a different file never takes the final name."""
+    assert dl.resolve(['PAN']) == ['PANx4_DF2K']
+    assert '/4d045d18592c5771cd3990da88f292812774e538/' in dl.url_of('PANx4_DF2K')
+    assert dl.local_path('PANx4_DF2K', str(tmp_path / 'root')) == str(tmp_path / 'root' / 'PANx4_DF2K.pth')
+    assert dl.expected_hash('PANx4_DF2K') == dl.PAN_SHA256 and len(dl.PAN_SHA256) == 64
+    mirror = tmp_path / 'mirror'
+    mirror.mkdir()
+    (mirror / 'PANx4_DF2K.pth').write_bytes(b'not the published weights')
+    root = tmp_path / 'root'
+    with pytest.raises(dl.DownloadError, match='does not match the 739fab99ee7b7058'):
+        dl.fetch(['PANx4_DF2K'], str(root), source_dir=str(mirror), log=lambda *_: None)
+    assert not root.exists() or not any(root.iterdir())  # neither the final name nor a .part is left
+    with pytest.raises(dl.DownloadError, match='no such folder'):
+        dl.fetch(['PANx4_DF2K'], str(root), source_dir=str(tmp_path / 'missing'), log=lambda *_: None)
+    shared = Path(__file__).resolve().parents[3] / 'shared' / 'pretrained'
+    if (shared / 'PANx4_DF2K.pth').is_file():  # the real file, where this checkout has ../shared
+        script = load_script('download_pretrained_models')
+        assert script.main(['PANx4_DF2K', '--from', str(shared), '--root', str(root)]) == 0
+        assert dl.sha256_of(str(root / 'PANx4_DF2K.pth')) == dl.PAN_SHA256

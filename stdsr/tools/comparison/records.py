@@ -1,0 +1,89 @@
+"""Committed run records: a study that needs more CPU-hours than one session continues where the last one stopped.
+
+A finished run's ``result.json`` lives in the work dir (never committed: it sits next to checkpoints). With a
+``records`` folder (plan key or ``--records``) the harness also writes each finished run's small record there,
+``<run name>.json``: its metrics per test set and clip, the configuration digest it was checked against, the
+options that made it (option file and every override) and each distillation term's share of the pixel loss over
+training. A later call, in any clone, reuses a record whose configuration matches instead of training again, and
+``--report-only`` rebuilds the whole report from records alone. Configurations are digested with paths relative
+to the working directory, so a record made in one clone matches in another.
+"""
+import glob
+import os
+import re
+from os import path as osp
+
+from stdsr.errors import CompareError
+from stdsr.utils.atomic_files import write_json_atomic
+from stdsr.tools.comparison.plan import read_checked_json
+
+TEACHER_RECORD = 'teacher.json'
+# BasicSR's training log line: "[name..][epoch: 0, iter: 200, lr:(...)] [eta: ...] l_pix: 1.2e-02 share_sd: 9.8e-02"
+_ITER = re.compile(r'\biter:\s*([\d,]+)')
+_SHARE = re.compile(r'\bshare_(\w+):\s*([-+0-9.eE]+|nan|inf)')
+
+
+def record_path(records_dir, name):
+    return osp.join(records_dir, f'{name}.json')
+
+
+def term_shares(train_root):
+    """``[{'iter': n, '<term>': share, ...}, ...]`` from the training logs under ``train_root`` (every logged
+    iteration, the latest log last: a resumed run's lines continue the earlier ones), and the mean share per term
+    over those lines. Runs without distillation terms give ``([], {})``."""
+    logs = sorted(glob.glob(osp.join(train_root, '**', 'train_*.log'), recursive=True), key=osp.getmtime)
+    rows = {}
+    for log in logs:
+        with open(log, errors='replace') as f:
+            for line in f:
+                shares = _SHARE.findall(line)
+                found = _ITER.search(line)
+                if shares and found:
+                    it = int(found.group(1).replace(',', ''))
+                    rows[it] = {'iter': it, **{term: float(value) for term, value in shares}}
+    series = [rows[it] for it in sorted(rows)]
+    terms = sorted({term for row in series for term in row if term != 'iter'})
+    means = {term: sum(row[term] for row in series if term in row) / sum(1 for row in series if term in row)
+             for term in terms}
+    return series, means
+
+
+def make_record(result, run, spec, train_root):
+    """The committed record of a finished run: its result without machine-local paths, plus how it was made."""
+    series, means = term_shares(train_root)
+    record = {key: value for key, value in result.items() if key != 'checkpoint'}
+    record['opt_file'] = osp.relpath(run['opt_path'])
+    record['force_yml'] = list(spec.entries)
+    record['term_shares'] = {'mean': means, 'by_iter': series}
+    return record
+
+
+def write_record(records_dir, name, record):
+    os.makedirs(records_dir, exist_ok=True)
+    write_json_atomic(record_path(records_dir, name), record)
+
+
+def find_record(records_dir, name, config):
+    """The record of run ``name`` when it matches ``config``; None when there is none. A record of the same run
+    name made with another configuration is an error, as for a result.json in the work dir."""
+    if not records_dir:
+        return None
+    path = record_path(records_dir, name)
+    if not osp.isfile(path):
+        return None
+    record = read_checked_json(path, 'run record')
+    if record.get('config') != config:
+        raise CompareError(f'{path} records run {name} with another configuration (option file, overrides or data '
+                           'changed since); give another records folder or move that record away')
+    return record
+
+
+def find_teacher_record(records_dir, config):
+    """The teacher's recorded evaluation when it matches ``config`` (checkpoint digest, network, test sets)."""
+    if not records_dir:
+        return None
+    path = osp.join(records_dir, TEACHER_RECORD)
+    if not osp.isfile(path):
+        return None
+    record = read_checked_json(path, 'teacher record')
+    return record if record.get('config') == config else None
