@@ -24,6 +24,7 @@ from stdsr.losses.loss_balance import ShareWeight
 from stdsr.distill.teacher import build_frozen_teacher
 from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
 from stdsr.config.options import OptionError, check_keys
+from stdsr.runtime.checkpoint import check_state_dict_fits
 
 DISTILL_KEYS = {'student_layer', 'teacher_layer', 'num_frame', 'losses', 'teacher_inference_mode', 'balance'}
 BALANCE_KEYS = {'calibration_iters', 'start_iter', 'track'}
@@ -302,5 +303,7 @@ class DistillVSRModel(ClipVSRModel):
         return {'distill_terms': self.distill_terms.state_dict()}
 
     def load_extra_training_state(self, state):
-        if 'distill_terms' in state:
+        if 'distill_terms' in state:  # a state of older stdsr has no options to compare: check the shapes here
+            check_state_dict_fits(self.distill_terms, state['distill_terms'],
+                                  "resuming: the distillation modules of the training state ('distill.losses')")
             self.distill_terms.load_state_dict(state['distill_terms'])

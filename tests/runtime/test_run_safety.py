@@ -379,3 +379,39 @@ def test_a_blown_up_forward_stops_with_the_non_finite_error_not_a_crash(tiny_dem
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('stdsr.train: error: iter ') and 'non-finite' in last and 'Traceback' not in proc.stderr
+
+
+STD_OPT = str(DEMO_OPTIONS / 'train_VESPCNS_STD_demo.yml')
+
+
+def test_a_resume_with_changed_options_names_them_and_refuses_what_changes_the_training(tiny_demo_root, tmp_path):
+    """td.hidden_channels 16 -> 8 ended in a 198-line state_dict traceback; sd.loss_share 0.1 -> 0.5 resumed
+    silently with the old lambda; td.form fixed -> paper resumed silently and switched the loss."""
+    import torch
+    from basicsr.archs import build_network
+    torch.manual_seed(0)
+    teacher = tmp_path / 'teacher.pth'
+    torch.save({'params': build_network(load_yaml(STD_OPT)['network_t']).state_dict()}, teacher)
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 2, 'std') + [
+        f'path:pretrain_network_t={teacher}', 'logger:save_checkpoint_freq=2', 'val:val_freq=100']
+    stdsr_train.train_pipeline(['-opt', STD_OPT, '--force_yml', *force], root_path=str(tmp_path))
+    exp = tmp_path / 'experiments' / 'std'
+    saved = sorted(p.name for p in exp.rglob('*') if p.is_file())
+
+    def resume(*change):
+        stdsr_train.train_pipeline(['-opt', STD_OPT, '--auto_resume', '--force_yml', *force, *change],
+                                   root_path=str(tmp_path))
+
+    for change, said in [('distill:losses:td:hidden_channels=8', r'distill\.losses\.td\.hidden_channels 16 -> 8'),
+                         ('distill:losses:sd:loss_share=0.5', r'distill\.losses\.sd\.loss_share 0\.1 -> 0\.5'),
+                         ('distill:losses:td:form=paper', r"distill\.losses\.td\.form 'fixed' -> 'paper'"),
+                         ('train:scheduler:periods=[4]', r'train\.scheduler\.periods \[2\] -> \[4\]')]:
+        refused = rf'resume state .*2\.state: options differ from the saved run in what is trained: {said}; '
+        with pytest.raises(OptionError, match=refused + r'.*path\.pretrain_network_g: .*net_g_2\.pth') as err:
+            resume(change)
+        assert '\n' not in str(err.value)
+        assert sorted(p.name for p in exp.rglob('*') if p.is_file()) == saved  # nothing written, nothing moved
+
+    resume('logger:print_freq=2')  # not part of the recipe: resumed, the change said in one line
+    assert "resuming with options changed since " in read_train_log(exp)
+    assert "2.state was saved: logger.print_freq 1 -> 2" in read_train_log(exp)
