@@ -109,6 +109,11 @@ def choose_resume_state(opt, device='cpu'):
 
 
 def _check_iter(opt, state, path, resume_iter, notes):
+    total_iter = int((opt.get('train') or {}).get('total_iter', resume_iter))
+    if resume_iter > total_iter:  # ran no step, then labelled the final validation of this model 'iter <total>'
+        raise OptionError(f"resume state {path} is at iter {resume_iter}, past 'train.total_iter: {total_iter}': "
+                          'nothing is left to train; raise train.total_iter to continue the run, or evaluate its '
+                          f'models/net_g_{resume_iter}.pth with stdsr.test')
     notes.extend(check_saved_options(opt, state, path, resume_iter))
     check_networks_fit(opt, resume_iter)
 

@@ -415,3 +415,21 @@ def test_a_resume_with_changed_options_names_them_and_refuses_what_changes_the_t
     resume('logger:print_freq=2')  # not part of the recipe: resumed, the change said in one line
     assert "resuming with options changed since " in read_train_log(exp)
     assert "2.state was saved: logger.print_freq 1 -> 2" in read_train_log(exp)
+
+
+def test_a_resume_past_total_iter_is_one_line_not_a_mislabelled_validation(tiny_demo_root, tmp_path):
+    """A 20-iteration state resumed with total_iter: 10 exited 0 without training and labelled the final validation
+    of the iteration-20 model 'iter 10' / 'Best ... @ 10 iter'."""
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 4, 'past') + tiny_edvr_overrides() + [
+        'logger:save_checkpoint_freq=4', 'val:val_freq=100']
+    _train(force, tmp_path)
+    exp = tmp_path / 'experiments' / 'past'
+    saved = sorted(p.name for p in exp.rglob('*') if p.is_file())
+    force[force.index('train:total_iter=4')] = 'train:total_iter=2'
+    with pytest.raises(OptionError, match=r"resume state .*4\.state is at iter 4, past 'train\.total_iter: 2': "
+                                          r'nothing is left to train') as err:
+        stdsr_train.train_pipeline(['-opt', TEACHER_OPT, '--auto_resume', '--force_yml', *force],
+                                   root_path=str(tmp_path))
+    assert '\n' not in str(err.value)
+    assert sorted(p.name for p in exp.rglob('*') if p.is_file()) == saved
+    assert '(iter 2)' not in read_train_log(exp) and '@ 2 iter' not in read_train_log(exp)
