@@ -75,6 +75,9 @@ def test_duplicate_yaml_key_names_file_key_and_lines(tmp_path):
     ('logger:save_checkpoint_freq=0', r"'logger\.save_checkpoint_freq' must be a positive integer, got 0"),
     ('network_g:num_frame=4', r"'network_g\.num_frame' must be an odd positive integer, got 4"),
     ('train:total_iter=5', r"'train\.total_iter: 5' runs past the end of 'train\.scheduler\.periods: \[2\]'"),
+    ('datasets:train:batch_size_per_gpu=100000000', r"'datasets\.train\.batch_size_per_gpu: 100000000' x num_frame 3 "
+                                                     r'x gt_size 32\^2 makes a batch of 3,433 GiB'),
+    ('manual_seed=4294967296', r"'manual_seed' must be an integer in \[0, 4294966272\), got 4294967296"),
 ])
 def test_bad_option_value_is_one_line_and_archives_nothing(tiny_demo_root, tmp_path, entry, pattern):
     precious = _previous_run(tmp_path, 'vals')
@@ -433,3 +436,17 @@ def test_a_resume_past_total_iter_is_one_line_not_a_mislabelled_validation(tiny_
     assert '\n' not in str(err.value)
     assert sorted(p.name for p in exp.rglob('*') if p.is_file()) == saved
     assert '(iter 2)' not in read_train_log(exp) and '@ 2 iter' not in read_train_log(exp)
+
+
+def test_an_enlarge_ratio_that_multiplies_past_memory_is_one_line_before_anything_is_allocated(tiny_demo_root,
+                                                                                                tmp_path):
+    """dataset_enlarge_ratio: 1000000000 tried to allocate 96 GB (a 180-line traceback under a memory limit), after
+    the run folder was created."""
+    precious = _previous_run(tmp_path, 'big')
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 2, 'big') + ['datasets:train:dataset_enlarge_ratio=1000000000']
+    with pytest.raises(OptionError, match=r"option 'datasets\.train\.dataset_enlarge_ratio': \d+ clips x 1000000000 = "
+                                          r'[\d,]+ samples per epoch, more than 100,000,000') as err:
+        _train(force, tmp_path)
+    assert '\n' not in str(err.value)
+    assert precious.read_bytes() == b'precious'
+    assert sorted(p.name for p in (tmp_path / 'experiments').iterdir() if not p.name.startswith('.')) == ['big']
