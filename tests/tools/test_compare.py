@@ -1,5 +1,6 @@
 """scripts/compare_distillation.py: equal-budget runs, evaluation, table/chart, resumability and refusals."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -404,3 +405,33 @@ def test_a_label_with_a_hash_reaches_training_as_data_not_as_yaml_text(tmp_path)
     assert opt['name'] == 'my run #2_seed0_iter4'
     assert opt['path']['experiments_root'] == exp_root
     assert opt['manual_seed'] == 0 and opt['train']['total_iter'] == 4
+
+
+@pytest.mark.parametrize('plan_values, said', [
+    ({'runs': [7]}, r"plan key 'runs' must be a list of option files or \{opt: FILE, label: NAME\} mappings, got \[7\]"),
+    ({'runs': [BASELINE_OPT], 'seeds': 3}, r"plan key 'seeds' must be a list of integers in \[0, \d+\), got 3"),
+    ({'runs': [BASELINE_OPT], 'iters': 'many'}, r"plan key 'iters' must be a positive integer, got 'many'"),
+])
+def test_a_malformed_plan_value_is_one_line_naming_the_plan_and_key(tmp_path, capsys, plan_values, said):
+    """`runs: [7]` and `seeds: 3` ended in tracebacks."""
+    plan = tmp_path / 'plan.yml'
+    plan.write_text(yaml.safe_dump(plan_values))
+    assert cd.main(['--plan', str(plan), '--work-dir', str(tmp_path / 'w')]) == 1
+    err = capsys.readouterr().err
+    assert re.search(rf'^error: {re.escape(str(plan))}: {said}\n$', err), err
+    assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('which', ['runs/EDVRS_baseline_demo_seed0_iter2', 'teacher'])
+def test_a_truncated_result_json_is_one_line_naming_the_file(compared, capsys, which):
+    """A truncated result.json of a run or of the teacher blocked the study with a 30-line traceback."""
+    work, argv = compared
+    copy = work.parent / f"truncated_{which.split('/')[0]}"
+    shutil.copytree(work, copy)
+    result = copy / which / 'result.json'
+    result.write_text(result.read_text()[:40])
+    capsys.readouterr()
+    assert cd.main([a if a != str(work) else str(copy) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {result} is not a readable result (') and err.count('\n') == 1, err
+    assert 'remove it to evaluate that run again' in err and len(result.read_text()) == 40
