@@ -276,6 +276,18 @@ def test_benchmark_bad_input_fails_clearly(tmp_path, nets, tiny_demo_root):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.parametrize('flag, value', [('--max-clips', '-3'), ('--max-clips', '0'), ('--max-frames', '0')])
+def test_benchmark_max_clips_below_one_is_one_line_before_any_work(tmp_path, tiny_demo_root, capsys, flag, value):
+    """--max-clips -3 ended in a 14-line traceback; --max-clips 0 scored every clip without a word."""
+    gt, lq = tiny_demo_root / 'test' / 'GT', tiny_demo_root / 'test' / 'BIx4'
+    with pytest.raises(SystemExit) as exited:
+        benchmark_script.main(['--opt', 'any.yml', '--dataset', f'demo={gt},{lq}', '--out', str(tmp_path / 'out'),
+                               flag, value])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f'error: {flag} must be a positive integer, got {value}')
+    assert not (tmp_path / 'out').exists()
+
+
 def test_benchmark_writes_paper_tables_with_published_rows(tmp_path, nets, tiny_demo_root):
     gt, lq = tiny_demo_root / 'test' / 'GT', tiny_demo_root / 'test' / 'BIx4'
     refs = write_yaml(tmp_path / 'refs.yml', {'rows': [{'method': 'EDVR-L', 'params': '20.6M', 'source': 'zoo',

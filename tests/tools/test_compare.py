@@ -408,7 +408,8 @@ def test_a_label_with_a_hash_reaches_training_as_data_not_as_yaml_text(tmp_path)
 
 
 @pytest.mark.parametrize('plan_values, said', [
-    ({'runs': [7]}, r"plan key 'runs' must be a list of option files or \{opt: FILE, label: NAME\} mappings, got \[7\]"),
+    ({'runs': [7]}, r"plan key 'runs' must be a list of option files or \{opt: FILE, label: NAME\} mappings, "
+                    r'got \[7\]'),
     ({'runs': [BASELINE_OPT], 'seeds': 3}, r"plan key 'seeds' must be a list of integers in \[0, \d+\), got 3"),
     ({'runs': [BASELINE_OPT], 'iters': 'many'}, r"plan key 'iters' must be a positive integer, got 'many'"),
 ])
