@@ -370,6 +370,22 @@ def test_inference_errors(tmp_path, nets):
     assert read_png(tmp_path / 'lr' / '0.png').shape == (16, 16, 3)
 
 
+@pytest.mark.parametrize('suffix', ['', '.mp4'])
+def test_inference_output_name_too_long_is_refused_before_any_frame(tmp_path, nets, monkeypatch, suffix):
+    """An output name too long for the file system failed after every frame was computed, leaving an empty folder."""
+    (tmp_path / 'lr').mkdir()
+    cv2.imwrite(str(tmp_path / 'lr' / '0.png'), textured(16, 16))
+    out = tmp_path / ('o' * (250 - len(suffix)) + suffix)  # fits alone (250 < 255), not with its temporary name
+    monkeypatch.setattr(inference_script, 'load_model', lambda args: pytest.fail('the model was loaded'))
+    from stdsr.errors import UserInputError
+    with pytest.raises(UserInputError, match=rf'output {out}: the name o+\.\.\. is 2\d\d bytes with the \d+ '
+                                             r'characters of its temporary name, longer than the 255') as err:
+        inference_script.main(['--opt', nets['opt_a'], '--device', 'cpu', '--no-progress', '--input',
+                               str(tmp_path / 'lr'), '--output', str(out)])
+    assert '\n' not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['lr']
+
+
 def test_inference_refuses_an_output_folder_that_contains_the_input_or_files_it_did_not_write(tmp_path, nets):
     """Issue 33, item 2: --output proj --input proj/lr_clip --overwrite deleted the input clip and proj/notes.txt."""
     base = ['--opt', nets['opt_a'], '--device', 'cpu', '--no-progress', '--overwrite']
