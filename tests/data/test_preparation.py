@@ -409,8 +409,8 @@ def test_create_lmdb_overwrite_on_a_full_disk_is_one_line_and_keeps_the_old_lmdb
         def close(self):
             self.env.close()
     monkeypatch.setattr(lmdb, 'open', FullEnv)
-    with pytest.raises(PreparationError, match=rf'cannot write {lmdb_path}: mdb_txn_commit: Input/output error '
-                                               r'\([\d,]+ MiB free on its disk; .*the previous LMDB.* is untouched') as err:
+    said = rf'cannot write {lmdb_path}: mdb_txn_commit: Input/output error \([\d,]+ MiB free on its disk; '
+    with pytest.raises(PreparationError, match=said + r'.*the previous LMDB.* is untouched') as err:
         create_lmdb_script.main(['folder', '--input', str(tmp_path / 'GT'), '--output', lmdb_path, '--overwrite'])
     assert '\n' not in str(err.value)
     assert tree_digests(lmdb_path) == before
