@@ -436,3 +436,12 @@ def test_a_truncated_result_json_is_one_line_naming_the_file(compared, capsys, w
     err = capsys.readouterr().err
     assert err.startswith(f'error: {result} is not a readable result (') and err.count('\n') == 1, err
     assert 'remove it to evaluate that run again' in err and len(result.read_text()) == 40
+
+
+def test_a_plan_that_is_not_yaml_is_one_line_naming_the_file_and_line(tmp_path, capsys):
+    """A malformed plan ended in a 54-line traceback (one line since the one safe YAML reader)."""
+    plan = tmp_path / 'plan.yml'
+    plan.write_text('runs: [a\nseeds: 1\n')
+    assert cd.main(['--plan', str(plan), '--work-dir', str(tmp_path / 'w')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {plan}: line 2: not valid YAML: ') and err.count('\n') == 1, err
