@@ -51,6 +51,17 @@ def count(value):
     return value
 
 
+MAX_SEED = 2**32 - 1024  # numpy seeds stop at 2**32; each process adds its rank (up to 1024 processes)
+
+
+def seed(value):
+    """A non-negative integer numpy can seed with on every rank (``manual_seed + rank`` < 2**32)."""
+    value = count(value)
+    if value >= MAX_SEED:
+        raise _Bad
+    return value
+
+
 def odd_positive_int(value):
     value = positive_int(value)
     if value % 2 == 0:
@@ -119,6 +130,7 @@ DESCRIPTIONS = {
     positive_int: 'a positive integer', count: 'a non-negative integer', odd_positive_int: 'an odd positive integer',
     boolean: 'true or false', positive_number: 'a positive number', non_negative_number: 'a non-negative number',
     fraction: 'a number in [0, 1)', size: 'a positive integer (or a list of them)',
+    seed: f'an integer in [0, {MAX_SEED})',
 }
 
 
@@ -133,7 +145,7 @@ def describe(rule):
 
 
 # section rules: key -> rule
-TOP_RULES = {'scale': positive_int, 'manual_seed': count, 'find_unused_parameters': boolean}
+TOP_RULES = {'scale': positive_int, 'manual_seed': seed, 'find_unused_parameters': boolean}
 TRAIN_RULES = {'total_iter': positive_int, 'warmup_iter': integer_at_least(-1), 'ema_decay': optional(fraction),
                'grad_clip': optional(non_negative_number), 'deterministic': boolean}
 OPTIM_RULES = {'lr': positive_number, 'weight_decay': non_negative_number, 'momentum': non_negative_number,
@@ -202,6 +214,23 @@ def _check_schedule_covers_training(train, src):
                             'or lower total_iter')
 
 
+MAX_BATCH_BYTES = 16 * 2**30  # a float32 GT batch of one step (one process); far beyond any real recipe
+
+
+def _check_batch_size(where, dataset, src):
+    """batch_size_per_gpu x num_frame x gt_size^2 is allocated at the first step, after the run folder exists: a
+    typo there (an extra zero or three) is refused here, before anything is allocated or written."""
+    batch, frames, side = (dataset.get(k) for k in ('batch_size_per_gpu', 'num_frame', 'gt_size'))
+    if not all(isinstance(v, int) for v in (batch, side)):
+        return
+    frames = frames if isinstance(frames, int) else 1
+    nbytes = batch * frames * 3 * side * side * 4
+    if nbytes > MAX_BATCH_BYTES:
+        raise _option_error(f"{src}option '{where}.batch_size_per_gpu: {batch}' x num_frame {frames} x gt_size "
+                            f'{side}^2 makes a batch of {nbytes / 2**30:,.0f} GiB of GT frames alone, more than '
+                            f'{MAX_BATCH_BYTES // 2**30} GiB; lower the batch size or gt_size')
+
+
 def check_option_values(opt, is_train, src=''):
     """Raise OptionError naming the first option whose value has the wrong type, range or relation."""
     problem = plain_name_problem(opt.get('name'))
@@ -237,6 +266,7 @@ def check_option_values(opt, is_train, src=''):
     for phase, dataset in (opt.get('datasets') or {}).items():
         where = f'datasets.{phase}'
         _check(dataset, where, DATASET_RULES, src)
+        _check_batch_size(where, dataset, src)
         if dataset.get('persistent_workers') and not dataset.get('num_worker_per_gpu'):
             raise _option_error(f"{src}option '{where}.persistent_workers: true' needs "
                                 f"'{where}.num_worker_per_gpu' > 0 (got {dataset.get('num_worker_per_gpu', 0)}); "

@@ -16,8 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from stdsr.errors import OptionError
+
 _PERMUTATION_STREAM = 1  # spawn key: the order's seed stream is independent of the per-sample seeds
 _SEED_MOD = 2**31 - 1
+# an epoch's sample order is one int64 permutation of clips x dataset_enlarge_ratio: bounded (800 MB) before
+# anything is allocated; dataset_enlarge_ratio: 1000000000 asked for 96 GB once training had started
+MAX_EPOCH_SAMPLES = 10**8
 
 
 def sample_seed(seed, epoch, position):
@@ -44,6 +49,11 @@ class ResumableSampler(Sampler):
         self.start = 0
         self.num_samples = math.ceil(self.dataset_size * ratio / num_replicas)
         self.total_size = self.num_samples * num_replicas
+        if self.total_size > MAX_EPOCH_SAMPLES:
+            raise OptionError(f"option 'datasets.train.dataset_enlarge_ratio': {self.dataset_size} clips x {ratio} = "
+                              f'{self.total_size:,} samples per epoch, more than {MAX_EPOCH_SAMPLES:,} (their order '
+                              f'alone would take {self.total_size * 8 / 1e9:,.0f} GB); an epoch only needs to be '
+                              'long enough to not restart too often: lower the ratio')
 
     def set_epoch(self, epoch):
         """Start ``epoch`` from its beginning (a skip set earlier applies to one epoch only)."""

@@ -166,12 +166,14 @@ def check_output(path, overwrite, input_path=None):
     """An existing video, or a non-empty folder, is replaced (as a whole) only with --overwrite; the place must
     be writable. Checked before any model is loaded. Replacing a folder removes what it held, so a folder that
     is, or contains, the input, or that holds anything but PNG frames (what this command writes), is refused."""
-    from stdsr.utils.output_paths import check_output_file, check_writable_dir
+    from stdsr.utils.output_paths import check_name_fits, check_output_file, check_writable_dir
     if input_path is not None:
         out, src = osp.realpath(path), osp.realpath(input_path)
         if out == src or src.startswith(out.rstrip(os.sep) + os.sep):
             raise InferenceInputError(f'output {path} is the input or contains it ({input_path}); '
                                       'choose an --output outside the input')
+    # the temporaries: '<stem>.partial<ext>' of a video, '.<name>.partial.old' of a replaced folder
+    check_name_fits(path, 'output', len('.partial') if is_video_path(path) else len('..partial.old'))
     if is_video_path(path):
         if osp.exists(path) and not overwrite:
             raise InferenceInputError(f'output {path} exists; pass --overwrite to replace it')

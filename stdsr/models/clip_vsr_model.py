@@ -28,6 +28,7 @@ from stdsr.archs.offset_guard import guard_deformable_offsets
 from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.runtime.train_efficiency import TrainEfficiency, eager_calls, phase
 from stdsr.runtime.checkpoint import TRAIN_KEYS, atomic_torch_save, prune_checkpoints, read_weights
+from stdsr.runtime.resume import run_options
 from stdsr.runtime.device import check_data_parallel, data_parallel_device_ids
 from stdsr.runtime.dist import all_gather_objects, get_dist_info, process_device
 from stdsr.config.options import optimizer_class, scheduler_class
@@ -368,6 +369,7 @@ class ClipVSRModel(BaseModel):
             'skipped_steps': getattr(self, 'skipped_steps', 0),
             'rng': rng_states[0],  # rank 0's, as before
             'rng_per_rank': rng_states,
+            'options': run_options(self.opt),  # a resume compares them with its own (stdsr/runtime/resume.py)
         }
         if getattr(self, 'efficiency', None) is not None and self.efficiency.state_dict():
             state['efficiency'] = self.efficiency.state_dict()  # the fp16 GradScaler's scale

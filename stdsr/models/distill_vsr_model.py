@@ -25,6 +25,7 @@ from stdsr.distill.teacher import build_frozen_teacher
 from stdsr.distill.feature_hooks import FeatureRecorder, stack_frames
 from stdsr.config.distill import DEFAULT_CALIBRATION_ITERS, LAYER_KEYS, balance_window, check_distill_options
 from stdsr.config.options import OptionError
+from stdsr.runtime.checkpoint import check_state_dict_fits
 
 PROBE_SIZE = 64  # LR side of the start-up probe: small, yet large enough for SpyNet's 5-level pyramid
 
@@ -253,5 +254,7 @@ class DistillVSRModel(ClipVSRModel):
         return {'distill_terms': self.distill_terms.state_dict()}
 
     def load_extra_training_state(self, state):
-        if 'distill_terms' in state:
+        if 'distill_terms' in state:  # a state of older stdsr has no options to compare: check the shapes here
+            check_state_dict_fits(self.distill_terms, state['distill_terms'],
+                                  "resuming: the distillation modules of the training state ('distill.losses')")
             self.distill_terms.load_state_dict(state['distill_terms'])

@@ -60,6 +60,9 @@ def parse_args(argv=None):
     if not metrics or any(m not in METRIC_NAMES for m in metrics):
         parser.error(f'--metrics must be a comma-separated subset of {METRIC_NAMES}, got {args.metrics!r}')
     args.metrics = metrics
+    for flag in ('max_clips', 'max_frames'):  # -3 ended in a traceback; 0 scored every clip without a word
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be a positive integer, got {getattr(args, flag)}")
     if args.crop_border < 0 or args.warmup < 0 or (args.chunk is not None and args.chunk < 1):
         parser.error('--crop-border and --warmup must be >= 0, --chunk >= 1')
     return args

@@ -381,6 +381,44 @@ def test_folder_to_lmdb_refuses_then_overwrites(tmp_path):
         create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), str(tmp_path / 'gt_db'))
 
 
+def test_create_lmdb_overwrite_on_a_full_disk_is_one_line_and_keeps_the_old_lmdb(tmp_path, monkeypatch):
+    """On a full disk LMDB's commit fails with EIO: `lmdb.Error: mdb_txn_commit: Input/output error` was a
+    traceback (seen on a 400 KB tmpfs); the old LMDB was kept, and must still be."""
+    write_tree(str(tmp_path / 'GT'), {'walk': 2})
+    lmdb_path = str(tmp_path / 'gt.lmdb')
+    create_lmdb.folder_to_lmdb(str(tmp_path / 'GT'), lmdb_path)
+    before = tree_digests(lmdb_path)
+    real_open = lmdb.open
+
+    class FullTxn:
+        def __init__(self, txn):
+            self.txn = txn
+
+        def put(self, key, value):
+            return self.txn.put(key, value)
+
+        def commit(self):
+            self.txn.abort()
+            raise lmdb.Error('mdb_txn_commit: Input/output error')
+
+    class FullEnv:
+        def __init__(self, *args, **kwargs):
+            self.env = real_open(*args, **kwargs)
+
+        def begin(self, write=False):
+            return FullTxn(self.env.begin(write=write))
+
+        def close(self):
+            self.env.close()
+    monkeypatch.setattr(lmdb, 'open', FullEnv)
+    said = rf'cannot write {lmdb_path}: mdb_txn_commit: Input/output error \([\d,]+ MiB free on its disk; '
+    with pytest.raises(PreparationError, match=said + r'.*the previous LMDB.* is untouched') as err:
+        create_lmdb_script.main(['folder', '--input', str(tmp_path / 'GT'), '--output', lmdb_path, '--overwrite'])
+    assert '\n' not in str(err.value)
+    assert tree_digests(lmdb_path) == before
+    assert sorted(os.listdir(tmp_path)) == ['GT', 'gt.lmdb']  # no partial folder left
+
+
 def test_vimeo90k_and_reds_modes(tmp_path):
     seq = tmp_path / 'vimeo' / 'sequences'
     for clip in ('00001/0001', '00002/0010'):

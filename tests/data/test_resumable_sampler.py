@@ -23,3 +23,12 @@ def test_resume_skips_the_samples_already_used():
     sampler.set_epoch(0)
     sampler.skip(7)
     assert list(sampler) == full[7:] and len(sampler) == len(full) - 7
+
+
+def test_an_epoch_longer_than_the_bound_is_refused_before_its_order_is_allocated():
+    import pytest
+    from stdsr.data.resumable_sampler import MAX_EPOCH_SAMPLES
+    from stdsr.errors import OptionError
+    with pytest.raises(OptionError, match=r'20 clips x 10000000 = 200,000,000 samples per epoch, more than'):
+        ResumableSampler(list(range(20)), ratio=10**7)
+    assert len(ResumableSampler(list(range(20)), ratio=MAX_EPOCH_SAMPLES // 20)) == MAX_EPOCH_SAMPLES

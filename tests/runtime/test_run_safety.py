@@ -75,6 +75,9 @@ def test_duplicate_yaml_key_names_file_key_and_lines(tmp_path):
     ('logger:save_checkpoint_freq=0', r"'logger\.save_checkpoint_freq' must be a positive integer, got 0"),
     ('network_g:num_frame=4', r"'network_g\.num_frame' must be an odd positive integer, got 4"),
     ('train:total_iter=5', r"'train\.total_iter: 5' runs past the end of 'train\.scheduler\.periods: \[2\]'"),
+    ('datasets:train:batch_size_per_gpu=100000000', r"'datasets\.train\.batch_size_per_gpu: 100000000' x num_frame 3 "
+                                                     r'x gt_size 32\^2 makes a batch of 3,433 GiB'),
+    ('manual_seed=4294967296', r"'manual_seed' must be an integer in \[0, 4294966272\), got 4294967296"),
 ])
 def test_bad_option_value_is_one_line_and_archives_nothing(tiny_demo_root, tmp_path, entry, pattern):
     precious = _previous_run(tmp_path, 'vals')
@@ -379,3 +382,71 @@ def test_a_blown_up_forward_stops_with_the_non_finite_error_not_a_crash(tiny_dem
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('stdsr.train: error: iter ') and 'non-finite' in last and 'Traceback' not in proc.stderr
+
+
+STD_OPT = str(DEMO_OPTIONS / 'train_VESPCNS_STD_demo.yml')
+
+
+def test_a_resume_with_changed_options_names_them_and_refuses_what_changes_the_training(tiny_demo_root, tmp_path):
+    """td.hidden_channels 16 -> 8 ended in a 198-line state_dict traceback; sd.loss_share 0.1 -> 0.5 resumed
+    silently with the old lambda; td.form fixed -> paper resumed silently and switched the loss."""
+    import torch
+    from basicsr.archs import build_network
+    torch.manual_seed(0)
+    teacher = tmp_path / 'teacher.pth'
+    torch.save({'params': build_network(load_yaml(STD_OPT)['network_t']).state_dict()}, teacher)
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 2, 'std') + [
+        f'path:pretrain_network_t={teacher}', 'logger:save_checkpoint_freq=2', 'val:val_freq=100']
+    stdsr_train.train_pipeline(['-opt', STD_OPT, '--force_yml', *force], root_path=str(tmp_path))
+    exp = tmp_path / 'experiments' / 'std'
+    saved = sorted(p.name for p in exp.rglob('*') if p.is_file())
+
+    def resume(*change):
+        stdsr_train.train_pipeline(['-opt', STD_OPT, '--auto_resume', '--force_yml', *force, *change],
+                                   root_path=str(tmp_path))
+
+    for change, said in [('distill:losses:td:hidden_channels=8', r'distill\.losses\.td\.hidden_channels 16 -> 8'),
+                         ('distill:losses:sd:loss_share=0.5', r'distill\.losses\.sd\.loss_share 0\.1 -> 0\.5'),
+                         ('distill:losses:td:form=paper', r"distill\.losses\.td\.form 'fixed' -> 'paper'"),
+                         ('train:scheduler:periods=[4]', r'train\.scheduler\.periods \[2\] -> \[4\]')]:
+        refused = rf'resume state .*2\.state: options differ from the saved run in what is trained: {said}; '
+        with pytest.raises(OptionError, match=refused + r'.*path\.pretrain_network_g: .*net_g_2\.pth') as err:
+            resume(change)
+        assert '\n' not in str(err.value)
+        assert sorted(p.name for p in exp.rglob('*') if p.is_file()) == saved  # nothing written, nothing moved
+
+    resume('logger:print_freq=2')  # not part of the recipe: resumed, the change said in one line
+    assert "resuming with options changed since " in read_train_log(exp)
+    assert "2.state was saved: logger.print_freq 1 -> 2" in read_train_log(exp)
+
+
+def test_a_resume_past_total_iter_is_one_line_not_a_mislabelled_validation(tiny_demo_root, tmp_path):
+    """A 20-iteration state resumed with total_iter: 10 exited 0 without training and labelled the final validation
+    of the iteration-20 model 'iter 10' / 'Best ... @ 10 iter'."""
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 4, 'past') + tiny_edvr_overrides() + [
+        'logger:save_checkpoint_freq=4', 'val:val_freq=100']
+    _train(force, tmp_path)
+    exp = tmp_path / 'experiments' / 'past'
+    saved = sorted(p.name for p in exp.rglob('*') if p.is_file())
+    force[force.index('train:total_iter=4')] = 'train:total_iter=2'
+    with pytest.raises(OptionError, match=r"resume state .*4\.state is at iter 4, past 'train\.total_iter: 2': "
+                                          r'nothing is left to train') as err:
+        stdsr_train.train_pipeline(['-opt', TEACHER_OPT, '--auto_resume', '--force_yml', *force],
+                                   root_path=str(tmp_path))
+    assert '\n' not in str(err.value)
+    assert sorted(p.name for p in exp.rglob('*') if p.is_file()) == saved
+    assert '(iter 2)' not in read_train_log(exp) and '@ 2 iter' not in read_train_log(exp)
+
+
+def test_an_enlarge_ratio_that_multiplies_past_memory_is_one_line_before_anything_is_allocated(tiny_demo_root,
+                                                                                                tmp_path):
+    """dataset_enlarge_ratio: 1000000000 tried to allocate 96 GB (a 180-line traceback under a memory limit), after
+    the run folder was created."""
+    precious = _previous_run(tmp_path, 'big')
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 2, 'big') + ['datasets:train:dataset_enlarge_ratio=1000000000']
+    with pytest.raises(OptionError, match=r"option 'datasets\.train\.dataset_enlarge_ratio': \d+ clips x 1000000000 = "
+                                          r'[\d,]+ samples per epoch, more than 100,000,000') as err:
+        _train(force, tmp_path)
+    assert '\n' not in str(err.value)
+    assert precious.read_bytes() == b'precious'
+    assert sorted(p.name for p in (tmp_path / 'experiments').iterdir() if not p.name.startswith('.')) == ['big']

@@ -109,6 +109,18 @@ def test_benchmark_bad_input_fails_clearly(tmp_path, nets, tiny_demo_root):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.parametrize('flag, value', [('--max-clips', '-3'), ('--max-clips', '0'), ('--max-frames', '0')])
+def test_benchmark_max_clips_below_one_is_one_line_before_any_work(tmp_path, tiny_demo_root, capsys, flag, value):
+    """--max-clips -3 ended in a 14-line traceback; --max-clips 0 scored every clip without a word."""
+    gt, lq = tiny_demo_root / 'test' / 'GT', tiny_demo_root / 'test' / 'BIx4'
+    with pytest.raises(SystemExit) as exited:
+        benchmark_script.main(['--opt', 'any.yml', '--dataset', f'demo={gt},{lq}', '--out', str(tmp_path / 'out'),
+                               flag, value])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f'error: {flag} must be a positive integer, got {value}')
+    assert not (tmp_path / 'out').exists()
+
+
 def test_benchmark_writes_paper_tables_with_published_rows(tmp_path, nets, tiny_demo_root):
     gt, lq = tiny_demo_root / 'test' / 'GT', tiny_demo_root / 'test' / 'BIx4'
     refs = write_yaml(tmp_path / 'refs.yml', {'rows': [{'method': 'EDVR-L', 'params': '20.6M', 'source': 'zoo',
@@ -189,6 +201,22 @@ def test_inference_errors(tmp_path, nets):
     with pytest.raises(InferenceInputError, match='is the input'):
         inference_script.main(base + ['--input', str(tmp_path / 'lr'), '--output', str(tmp_path / 'lr'), '--overwrite'])
     assert read_png(tmp_path / 'lr' / '0.png').shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize('suffix', ['', '.mp4'])
+def test_inference_output_name_too_long_is_refused_before_any_frame(tmp_path, nets, monkeypatch, suffix):
+    """An output name too long for the file system failed after every frame was computed, leaving an empty folder."""
+    (tmp_path / 'lr').mkdir()
+    cv2.imwrite(str(tmp_path / 'lr' / '0.png'), textured(16, 16))
+    out = tmp_path / ('o' * (250 - len(suffix)) + suffix)  # fits alone (250 < 255), not with its temporary name
+    monkeypatch.setattr(inference_script, 'load_model', lambda args: pytest.fail('the model was loaded'))
+    from stdsr.errors import UserInputError
+    with pytest.raises(UserInputError, match=rf'output {out}: the name o+\.\.\. is 2\d\d bytes with the \d+ '
+                                             r'characters of its temporary name, longer than the 255') as err:
+        inference_script.main(['--opt', nets['opt_a'], '--device', 'cpu', '--no-progress', '--input',
+                               str(tmp_path / 'lr'), '--output', str(out)])
+    assert '\n' not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['lr']
 
 
 def test_inference_refuses_an_output_folder_that_contains_the_input_or_files_it_did_not_write(tmp_path, nets):

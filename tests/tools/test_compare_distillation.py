@@ -1,5 +1,6 @@
 """scripts/compare_distillation.py: equal-budget runs, evaluation, table/chart, resumability and refusals."""
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -484,3 +485,43 @@ def test_configuration_digests_do_not_depend_on_where_the_clone_lives(tmp_path, 
     there = cd.digest({'path': str(other / 'datasets' / 'x.lmdb'), 'lr': 1e-3, 'up': str(other.parent / 's')})
     assert here == there
     assert cd.digest({'path': str(other / 'datasets' / 'y.lmdb'), 'lr': 1e-3, 'up': str(other.parent / 's')}) != there
+
+
+@pytest.mark.parametrize('plan_values, said', [
+    ({'runs': [7]}, r"plan key 'runs' must be a list of option files or \{opt: FILE, label: NAME\} mappings, "
+                    r'got \[7\]'),
+    ({'runs': [BASELINE_OPT], 'seeds': 3}, r"plan key 'seeds' must be a list of integers in \[0, \d+\), got 3"),
+    ({'runs': [BASELINE_OPT], 'iters': 'many'}, r"plan key 'iters' must be a positive integer, got 'many'"),
+])
+def test_a_malformed_plan_value_is_one_line_naming_the_plan_and_key(tmp_path, capsys, plan_values, said):
+    """`runs: [7]` and `seeds: 3` ended in tracebacks."""
+    plan = tmp_path / 'plan.yml'
+    plan.write_text(yaml.safe_dump(plan_values))
+    assert compare_distillation.main(['--plan', str(plan), '--work-dir', str(tmp_path / 'w')]) == 1
+    err = capsys.readouterr().err
+    assert re.search(rf'^error: {re.escape(str(plan))}: {said}\n$', err), err
+    assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('which', ['runs/EDVRS_baseline_demo_seed0_iter2', 'teacher'])
+def test_a_truncated_result_json_is_one_line_naming_the_file(compared, capsys, which):
+    """A truncated result.json of a run or of the teacher blocked the study with a 30-line traceback."""
+    work, argv = compared
+    copy = work.parent / f"truncated_{which.split('/')[0]}"
+    shutil.copytree(work, copy)
+    result = copy / which / 'result.json'
+    result.write_text(result.read_text()[:40])
+    capsys.readouterr()
+    assert compare_distillation.main([a if a != str(work) else str(copy) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {result} is not a readable result (') and err.count('\n') == 1, err
+    assert 'remove it to evaluate that run again' in err and len(result.read_text()) == 40
+
+
+def test_a_plan_that_is_not_yaml_is_one_line_naming_the_file_and_line(tmp_path, capsys):
+    """A malformed plan ended in a 54-line traceback (one line since the one safe YAML reader)."""
+    plan = tmp_path / 'plan.yml'
+    plan.write_text('runs: [a\nseeds: 1\n')
+    assert compare_distillation.main(['--plan', str(plan), '--work-dir', str(tmp_path / 'w')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {plan}: line 2: not valid YAML: ') and err.count('\n') == 1, err

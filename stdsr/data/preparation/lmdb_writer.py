@@ -11,6 +11,7 @@ bar. The LMDB format is BasicSR's: PNG-encoded values, ``<key>.png (h,w,c) <comp
 ``meta_info.txt``.
 """
 import os
+import shutil
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from os import path as osp
@@ -89,26 +90,32 @@ def write_lmdb(data_root, rel_paths, keys, lmdb_path, overwrite=False, n_thread=
         if not key.isascii():
             raise PreparationError(f'LMDB keys must be ASCII, got {key!r}')
     check_lmdb_target(lmdb_path, overwrite)
-    with atomic_folder(lmdb_path, replace=overwrite) as tmp:
-        env = lmdb.open(tmp, map_size=estimate_map_size(data_root, rel_paths))
-        meta = []
-        try:
-            txn = env.begin(write=True)
-            with ThreadPoolExecutor(max(1, n_thread)) as pool:  # cv2 releases the GIL while decoding
-                encoded = pool.map(lambda p: encode_image(osp.join(data_root, p), compress_level), rel_paths)
-                bar = tqdm(zip(keys, encoded), total=len(keys), unit='img', desc=osp.basename(lmdb_path),
-                           disable=not progress)
-                for i, (key, (data, shape)) in enumerate(bar, 1):
-                    txn.put(key.encode('ascii'), data)
-                    meta.append(f"{key}.png ({','.join(str(v) for v in shape)}) {compress_level}\n")
-                    if i % COMMIT_EVERY == 0:
-                        txn.commit()
-                        txn = env.begin(write=True)
-            txn.commit()
-        finally:
-            env.close()
-        with open(osp.join(tmp, 'meta_info.txt'), 'w') as f:
-            f.writelines(meta)
+    try:
+        with atomic_folder(lmdb_path, replace=overwrite) as tmp:
+            env = lmdb.open(tmp, map_size=estimate_map_size(data_root, rel_paths))
+            meta = []
+            try:
+                txn = env.begin(write=True)
+                with ThreadPoolExecutor(max(1, n_thread)) as pool:  # cv2 releases the GIL while decoding
+                    encoded = pool.map(lambda p: encode_image(osp.join(data_root, p), compress_level), rel_paths)
+                    bar = tqdm(zip(keys, encoded), total=len(keys), unit='img', desc=osp.basename(lmdb_path),
+                               disable=not progress)
+                    for i, (key, (data, shape)) in enumerate(bar, 1):
+                        txn.put(key.encode('ascii'), data)
+                        meta.append(f"{key}.png ({','.join(str(v) for v in shape)}) {compress_level}\n")
+                        if i % COMMIT_EVERY == 0:
+                            txn.commit()
+                            txn = env.begin(write=True)
+                txn.commit()
+            finally:
+                env.close()
+            with open(osp.join(tmp, 'meta_info.txt'), 'w') as f:
+                f.writelines(meta)
+    except lmdb.Error as err:  # a full disk reaches LMDB's commit as EIO ("Input/output error"), not ENOSPC
+        free = shutil.disk_usage(osp.dirname(osp.abspath(lmdb_path))).free / 2**20
+        raise PreparationError(f'cannot write {lmdb_path}: {err} ({free:,.0f} MiB free on its disk; LMDB reports a '
+                               'full disk as an Input/output error); the previous LMDB, if any, is untouched and no '
+                               'partial folder is left') from None
     return keys
 
 

@@ -11,7 +11,7 @@ from os import path as osp
 
 from stdsr.config.yaml_reader import read_yaml_file, yaml_value
 from stdsr.errors import CompareError
-from stdsr.config.schema import plain_name_problem
+from stdsr.config.schema import MAX_SEED, plain_name_problem
 from stdsr.config.options import OptionError, apply_force_yml, load_yaml, validate_options
 from stdsr.tools.comparison import budget_axis
 
@@ -26,20 +26,17 @@ RUN_KEYS = {'opt', 'label', 'budgets', 'force_yml'}
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def read_checked_json(path, what):
-    """A JSON object the harness wrote (a result, a record), or a one-line CompareError naming the file."""
+def read_json(path, what='result'):
+    """A JSON object the harness wrote (atomically: a result, a record); anything else is one line naming the file."""
     try:
-        data = read_json(path)
+        with open(path) as f:
+            data = json.load(f)
     except (OSError, ValueError) as err:
-        raise CompareError(f'{path}: unreadable {what} ({type(err).__name__}: {err}); move it away to redo that '
-                           'run') from None
+        raise CompareError(f'{path} is not a readable {what} ({err}); the harness writes it whole, so it was cut '
+                           'or edited since: remove it to evaluate that run again') from None
     if not isinstance(data, dict):
-        raise CompareError(f'{path}: a {what} must be a JSON object, got {type(data).__name__}')
+        raise CompareError(f'{path} holds a JSON {type(data).__name__}, not a {what}: remove it to evaluate that run '
+                           'again')
     return data
 
 
@@ -127,6 +124,7 @@ def resolve_settings(args):
         unknown = sorted(set(plan) - PLAN_KEYS)
         if unknown:
             raise CompareError(f'{args.plan}: unknown plan key(s) {unknown}; known: {sorted(PLAN_KEYS)}')
+    check_plan_values(plan, args.plan)
     entries = [{'opt': p} for p in args.opts] if args.opts else []
     if not entries:
         for item in plan.get('runs') or []:
@@ -203,6 +201,32 @@ def resolve_settings(args):
         raise CompareError('give test sets either as --test-set/test_sets or as --test-gt/--test-lq, not both')
     settings['runs'] = entries
     return settings
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_plan_values(plan, plan_path):
+    """The kinds of a plan's values, before any is used (``runs: [7]``, ``seeds: 3`` ended in tracebacks)."""
+    def bad(key, expected):
+        return CompareError(f'{plan_path}: plan key {key!r} must be {expected}, got {plan[key]!r}')
+
+    runs = plan.get('runs')
+    if runs is not None and (not isinstance(runs, list) or not all(
+            isinstance(item, str) or isinstance(item, dict) and isinstance(item.get('opt'), str) for item in runs)):
+        raise bad('runs', 'a list of option files or {opt: FILE, label: NAME} mappings')
+    if plan.get('seeds') is not None and (not isinstance(plan['seeds'], list) or not all(
+            _is_int(s) and 0 <= s < MAX_SEED for s in plan['seeds'])):
+        raise bad('seeds', f'a list of integers in [0, {MAX_SEED})')
+    if plan.get('iters') is not None and not (_is_int(plan['iters']) and plan['iters'] > 0):
+        raise bad('iters', 'a positive integer')
+    for key in ('budgets', 'force_yml'):
+        if plan.get(key) is not None and not isinstance(plan[key], list):
+            raise bad(key, 'a list')
+    for key in ('baseline', 'work_dir', 'teacher_ckpt', 'teacher_opt', 'test_gt', 'test_lq'):
+        if plan.get(key) is not None and not isinstance(plan[key], str):
+            raise bad(key, 'a path')
 
 
 def parse_test_sets(flags, plan_sets, plan_path):

@@ -15,7 +15,7 @@ from os import path as osp
 
 from stdsr.errors import CompareError
 from stdsr.utils.atomic_files import write_json_atomic
-from stdsr.tools.comparison.plan import read_checked_json
+from stdsr.tools.comparison.plan import read_json
 
 TEACHER_RECORD = 'teacher.json'
 # BasicSR's training log line: "[name..][epoch: 0, iter: 200, lr:(...)] [eta: ...] l_pix: 1.2e-02 share_sd: 9.8e-02"
@@ -71,7 +71,7 @@ def find_record(records_dir, name, config):
     path = record_path(records_dir, name)
     if not osp.isfile(path):
         return None
-    record = read_checked_json(path, 'run record')
+    record = read_json(path, 'run record')
     if record.get('config') != config:
         raise CompareError(f'{path} records run {name} with another configuration (option file, overrides or data '
                            'changed since); give another records folder or move that record away')
@@ -85,5 +85,5 @@ def find_teacher_record(records_dir, config):
     path = osp.join(records_dir, TEACHER_RECORD)
     if not osp.isfile(path):
         return None
-    record = read_checked_json(path, 'teacher record')
+    record = read_json(path, 'teacher record')
     return record if record.get('config') == config else None

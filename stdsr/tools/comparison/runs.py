@@ -20,7 +20,7 @@ from stdsr.errors import CompareError, RunLockedError
 from stdsr.runtime.run_lock import RunLock
 from stdsr.config.options import apply_force_yml, load_yaml
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
-from stdsr.tools.comparison.plan import read_checked_json, plain, digest, log_tail, run_name, harness_overrides
+from stdsr.tools.comparison.plan import read_json, plain, digest, log_tail, run_name, harness_overrides
 from stdsr.tools.comparison import records as run_records
 
 
@@ -223,7 +223,7 @@ def do_run(run, seed, iters, settings, report):
 
 
 def reuse_result(result_path, spec, run, settings, report):
-    result = read_checked_json(result_path, 'run result')
+    result = read_json(result_path, 'result')
     if result.get('config') != spec.config:
         raise CompareError(f'{result_path} holds a finished run with another configuration (option file, '
                            'overrides or data changed since); use another --work-dir or move that folder away')
@@ -244,7 +244,7 @@ def train_and_evaluate(run, spec, settings, report):
     exp_root = osp.join(spec.run_dir, 'train')
     done_path = osp.join(spec.run_dir, 'train_done.json')
     ckpt, param_key = checkpoint_of(exp_root, spec.opt)
-    if not (osp.isfile(done_path) and read_checked_json(done_path, 'training marker').get('config') == spec.config
+    if not (osp.isfile(done_path) and read_json(done_path, 'training marker').get('config') == spec.config
             and osp.isfile(ckpt)):
         print(f'[compare] training {spec.name} ({run["opt_path"]})', flush=True)
         start = time.time()
@@ -285,7 +285,7 @@ def do_teacher(teacher, run, settings, report):
     out_dir = osp.join(settings['work_dir'], 'teacher')
     result_path = osp.join(out_dir, 'result.json')
     if osp.isfile(result_path):
-        result = read_checked_json(result_path, 'teacher result')
+        result = read_json(result_path, 'result')
         if result.get('config') == config:
             report['reused'].append('teacher')
             save_teacher_record(result, settings)
