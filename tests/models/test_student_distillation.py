@@ -166,6 +166,75 @@ def test_student_distils_for_five_iterations(student, tiny_demo_root, tmp_path, 
 
 # ------------------------------------------------------------------------------------ single-image teachers (PAN)
 PAN_FILES = ('STD', 'SD_only', 'TD_only', 'KD_output', 'KD_AT', 'KD_fitnet')
+# the PAN study's other two pairs (issue 31): their files are the VESPCN pair's with the family's demo network
+PAN_FAMILIES = {'VSRNet': 'vsrnet', 'FastDVDnetSR': 'fastdvdnet'}
+PAN_FAMILY_FILES = ('baseline', 'STD', 'SD_only', 'KD_output', 'KD_AT', 'KD_fitnet')
+PAN = OPTIONS / 'train/STD/pan'
+
+
+def pan_file(family, variant):
+    """The PAN study's option file of a pair; the VESPCN pair's baseline is the demo's own."""
+    if family == 'VESPCN' and variant == 'baseline':
+        return OPTIONS / 'train/STD/demo/train_VESPCNS_baseline_demo.yml'
+    return PAN / f'train_{family}S_{variant}_PAN.yml'
+
+
+@pytest.mark.parametrize('family', PAN_FAMILIES)
+@pytest.mark.parametrize('variant', PAN_FAMILY_FILES)
+def test_pan_family_files_match_the_vespcn_ones_but_for_the_network(family, variant):
+    """Same data, recipe, teacher and losses as the VESPCN pair; the network is the family's demo-sized one."""
+    mine, twin = load_yaml(str(pan_file(family, variant))), load_yaml(str(pan_file('VESPCN', variant)))
+    demo = load_yaml(str(OPTIONS / f'train/STD/students/demo/train_{family}_STD_demo.yml'))
+    assert mine['network_g'] == demo['network_g']
+    assert _without(mine, 'name', 'network_g') == _without(twin, 'name', 'network_g')
+    assert mine['name'] == f'pan_{family}S_{variant}_x4'
+
+
+def _plan_runs(plan):
+    return {run['label']: run for run in plan['runs']}
+
+
+@pytest.mark.parametrize('family', PAN_FAMILIES)
+@pytest.mark.parametrize('kind, twin', [('validate', 'plan_validate_pan_study.yml'),
+                                        ('compare', 'plan_compare_pan.yml')])
+def test_pan_family_plans_mirror_the_vespcn_ones(family, kind, twin):
+    """A pair's plans train on the VESPCN pair's data and seeds and score its test sets; every run is the pair's."""
+    lower = PAN_FAMILIES[family]
+    plan, ref = load_yaml(str(PAN / f'plan_{kind}_pan_{lower}.yml')), load_yaml(str(PAN / twin))
+    for key in ('seeds', 'force_yml', 'test_sets'):
+        assert plan[key] == ref[key], key
+    assert plan['records'] == f'docs/records/pan/{kind}_{lower}'
+    assert plan['work_dir'] == f'experiments/pan_{kind}_{lower}'
+    assert plan['baseline'] == str(pan_file(family, 'baseline').relative_to(REPO_ROOT))
+    runs = _plan_runs(plan)
+    for run in runs.values():
+        assert load_yaml(str(REPO_ROOT / run['opt']))['network_g']['type'] == family, run
+    if kind == 'compare':  # the issue's final runs: 3,200 iterations, the baseline, STD and the KD baselines
+        assert plan['iters'] == 3200 and 'budgets' not in plan
+        assert set(runs) == {'baseline', 'STD', 'output_KD', 'AT', 'FitNets'} <= set(_plan_runs(ref))
+        for label, run in runs.items():  # the same method under the same label as in the VESPCN pair's plan
+            method = Path(_plan_runs(ref)[label]['opt']).name.replace('VESPCNS', f'{family}S')
+            assert Path(run['opt']).name == method.replace('_baseline_demo.yml', '_baseline_PAN.yml')
+    else:  # validation: the VESPCN pair's budget, and a fallback recipe for the baseline and STD
+        assert plan['iters'] == ref['iters']
+        assert {'baseline', 'STD', 'output_KD', 'baseline_lr4e4', 'STD_lr4e4'} <= set(runs)
+
+
+@pytest.mark.parametrize('family', PAN_FAMILIES)
+@pytest.mark.parametrize('kind', ('validate', 'compare'))
+def test_the_harness_accepts_the_pan_family_plans(family, kind):
+    """Every run loads, validates with the plan's and its own overrides, and trains on the same data: the harness
+    would start (test sets aside, which need the generated data)."""
+    from stdsr.tools.comparison.plan import prepare_runs
+    plan = load_yaml(str(PAN / f'plan_{kind}_pan_{PAN_FAMILIES[family]}.yml'))
+    entries = [dict(run) for run in plan['runs']]
+    for entry in entries:
+        entry['opt'] = str(REPO_ROOT / entry['opt'])
+    runs = prepare_runs({'runs': entries, 'baseline': str(REPO_ROOT / plan['baseline']), 'force_yml': plan['force_yml'],
+                         'test_sets': None, 'test_gt': None})
+    baselines = [run['label'] for run in runs if run['is_baseline']]  # the baseline file, at either learning rate
+    assert baselines == (['baseline', 'baseline_lr4e4'] if kind == 'validate' else ['baseline'])
+    assert any('network_t' in run['opt'] for run in runs)
 
 
 @pytest.fixture(scope='module')
