@@ -185,6 +185,10 @@ def family_table(studies, iters=None, sets=None, methods=None, metric='psnr', co
         raise CompareError(f'test set(s) {missing or sets} not in every study at {iters} iterations; they share '
                            f'{available}')
     methods = list(methods) if methods else default_methods(studies, iters)
+    known = {run['label'] for study in studies for run in study.runs if run['iters'] == iters}
+    unknown = [label for label in methods if label not in known]
+    if unknown:  # a typo must not print as a column of '—'
+        raise CompareError(f'method(s) {unknown} in no study at {iters} iterations; the labels are {sorted(known)}')
     costs = costs or {}
     many = len(sets) > 1
     header = (['test set'] if many else []) + ['student', 'parameters', 'runtime (ms/frame)', 'baseline'] + \

@@ -88,6 +88,8 @@ def test_several_test_sets_give_a_set_column_and_a_teacher_row_per_set(tmp_path)
     assert lines[2] == '| demo | *PAN x4* | 272,419 | 12.3 | — | — | 29.500 |'
     with pytest.raises(CompareError, match=r"test set\(s\) \['vid4'\] not in every study"):
         family_table([study], sets=['vid4'])
+    with pytest.raises(CompareError, match=r"method\(s\) \['FitNet'\] in no study at 3200 iterations"):
+        family_table([study], methods=['STD', 'FitNet'])
 
 
 def test_a_comparison_json_brings_its_plateau_flags(tmp_path):
