@@ -198,7 +198,8 @@ def _plan_runs(plan):
 @pytest.mark.parametrize('kind, twin', [('validate', 'plan_validate_pan_study.yml'),
                                         ('compare', 'plan_compare_pan.yml')])
 def test_pan_family_plans_mirror_the_vespcn_ones(family, kind, twin):
-    """A pair's plans train on the VESPCN pair's data and seeds and score its test sets; every run is the pair's."""
+    """A pair's plans train on the VESPCN pair's data and seeds and score its test sets; every run is the pair's, and
+    a label the VESPCN pair's plans use (STD, STD_late, AT, ...) is the same method with the same overrides."""
     lower = PAN_FAMILIES[family]
     plan, ref = load_yaml(str(PAN / f'plan_{kind}_pan_{lower}.yml')), load_yaml(str(PAN / twin))
     for key in ('seeds', 'force_yml', 'test_sets'):
@@ -206,18 +207,22 @@ def test_pan_family_plans_mirror_the_vespcn_ones(family, kind, twin):
     assert plan['records'] == f'docs/records/pan/{kind}_{lower}'
     assert plan['work_dir'] == f'experiments/pan_{kind}_{lower}'
     assert plan['baseline'] == str(pan_file(family, 'baseline').relative_to(REPO_ROOT))
+    vespcn = {**_plan_runs(load_yaml(str(PAN / 'plan_compare_pan.yml'))),
+              **_plan_runs(load_yaml(str(PAN / 'plan_validate_pan_study.yml')))}
     runs = _plan_runs(plan)
-    for run in runs.values():
+    for label, run in runs.items():
         assert load_yaml(str(REPO_ROOT / run['opt']))['network_g']['type'] == family, run
+        if label in vespcn:
+            method = Path(vespcn[label]['opt']).name.replace('VESPCNS', f'{family}S')
+            assert Path(run['opt']).name == method.replace('_baseline_demo.yml', '_baseline_PAN.yml'), label
+            assert run.get('force_yml') == vespcn[label].get('force_yml'), label
+    assert {'baseline', 'STD', 'STD_late', 'output_KD'} <= set(runs)
     if kind == 'compare':  # the issue's final runs: 3,200 iterations, the baseline, STD and the KD baselines
         assert plan['iters'] == 3200 and 'budgets' not in plan
-        assert set(runs) == {'baseline', 'STD', 'output_KD', 'AT', 'FitNets'} <= set(_plan_runs(ref))
-        for label, run in runs.items():  # the same method under the same label as in the VESPCN pair's plan
-            method = Path(_plan_runs(ref)[label]['opt']).name.replace('VESPCNS', f'{family}S')
-            assert Path(run['opt']).name == method.replace('_baseline_demo.yml', '_baseline_PAN.yml')
+        assert {'AT', 'FitNets'} <= set(runs) <= set(vespcn)
     else:  # validation: the VESPCN pair's budget, and a fallback recipe for the baseline and STD
         assert plan['iters'] == ref['iters']
-        assert {'baseline', 'STD', 'output_KD', 'baseline_lr4e4', 'STD_lr4e4'} <= set(runs)
+        assert {'baseline_lr4e4', 'STD_lr4e4'} <= set(runs)
 
 
 @pytest.mark.parametrize('family', PAN_FAMILIES)
