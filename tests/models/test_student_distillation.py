@@ -166,6 +166,80 @@ def test_student_distils_for_five_iterations(student, tiny_demo_root, tmp_path, 
 
 # ------------------------------------------------------------------------------------ single-image teachers (PAN)
 PAN_FILES = ('STD', 'SD_only', 'TD_only', 'KD_output', 'KD_AT', 'KD_fitnet')
+# the PAN study's other two pairs (issue 31): their files are the VESPCN pair's with the family's demo network
+PAN_FAMILIES = {'VSRNet': 'vsrnet', 'FastDVDnetSR': 'fastdvdnet'}
+PAN_FAMILY_FILES = ('baseline', 'STD', 'SD_only', 'KD_output', 'KD_AT', 'KD_fitnet')
+PAN = OPTIONS / 'train/STD/pan'
+
+
+def pan_file(family, variant):
+    """The PAN study's option file of a pair; the VESPCN pair's baseline is the demo's own."""
+    if family == 'VESPCN' and variant == 'baseline':
+        return OPTIONS / 'train/STD/demo/train_VESPCNS_baseline_demo.yml'
+    return PAN / f'train_{family}S_{variant}_PAN.yml'
+
+
+@pytest.mark.parametrize('family', PAN_FAMILIES)
+@pytest.mark.parametrize('variant', PAN_FAMILY_FILES)
+def test_pan_family_files_match_the_vespcn_ones_but_for_the_network(family, variant):
+    """Same data, recipe, teacher and losses as the VESPCN pair; the network is the family's demo-sized one."""
+    mine, twin = load_yaml(str(pan_file(family, variant))), load_yaml(str(pan_file('VESPCN', variant)))
+    demo = load_yaml(str(OPTIONS / f'train/STD/students/demo/train_{family}_STD_demo.yml'))
+    assert mine['network_g'] == demo['network_g']
+    assert _without(mine, 'name', 'network_g') == _without(twin, 'name', 'network_g')
+    assert mine['name'] == f'pan_{family}S_{variant}_x4'
+
+
+def _plan_runs(plan):
+    return {run['label']: run for run in plan['runs']}
+
+
+@pytest.mark.parametrize('family', PAN_FAMILIES)
+@pytest.mark.parametrize('kind, twin', [('validate', 'plan_validate_pan_study.yml'),
+                                        ('compare', 'plan_compare_pan.yml')])
+def test_pan_family_plans_mirror_the_vespcn_ones(family, kind, twin):
+    """A pair's plans train on the VESPCN pair's data and seeds and score its test sets; every run is the pair's, and
+    a label the VESPCN pair's plans use (STD, STD_late, AT, ...) is the same method with the same overrides."""
+    lower = PAN_FAMILIES[family]
+    plan, ref = load_yaml(str(PAN / f'plan_{kind}_pan_{lower}.yml')), load_yaml(str(PAN / twin))
+    for key in ('seeds', 'force_yml', 'test_sets'):
+        assert plan[key] == ref[key], key
+    assert plan['records'] == f'docs/records/pan/{kind}_{lower}'
+    assert plan['work_dir'] == f'experiments/pan_{kind}_{lower}'
+    assert plan['baseline'] == str(pan_file(family, 'baseline').relative_to(REPO_ROOT))
+    vespcn = {**_plan_runs(load_yaml(str(PAN / 'plan_compare_pan.yml'))),
+              **_plan_runs(load_yaml(str(PAN / 'plan_validate_pan_study.yml')))}
+    runs = _plan_runs(plan)
+    for label, run in runs.items():
+        assert load_yaml(str(REPO_ROOT / run['opt']))['network_g']['type'] == family, run
+        if label in vespcn:
+            method = Path(vespcn[label]['opt']).name.replace('VESPCNS', f'{family}S')
+            assert Path(run['opt']).name == method.replace('_baseline_demo.yml', '_baseline_PAN.yml'), label
+            assert run.get('force_yml') == vespcn[label].get('force_yml'), label
+    assert {'baseline', 'STD', 'STD_late', 'output_KD'} <= set(runs)
+    if kind == 'compare':  # the issue's final runs: 3,200 iterations, the baseline, STD and the KD baselines
+        assert plan['iters'] == 3200 and 'budgets' not in plan
+        assert {'AT', 'FitNets'} <= set(runs) <= set(vespcn)
+    else:  # validation: the VESPCN pair's budget, and a fallback recipe for the baseline and STD
+        assert plan['iters'] == ref['iters']
+        assert {'baseline_lr4e4', 'STD_lr4e4'} <= set(runs)
+
+
+@pytest.mark.parametrize('family', PAN_FAMILIES)
+@pytest.mark.parametrize('kind', ('validate', 'compare'))
+def test_the_harness_accepts_the_pan_family_plans(family, kind):
+    """Every run loads, validates with the plan's and its own overrides, and trains on the same data: the harness
+    would start (test sets aside, which need the generated data)."""
+    from stdsr.tools.comparison.plan import prepare_runs
+    plan = load_yaml(str(PAN / f'plan_{kind}_pan_{PAN_FAMILIES[family]}.yml'))
+    entries = [dict(run) for run in plan['runs']]
+    for entry in entries:
+        entry['opt'] = str(REPO_ROOT / entry['opt'])
+    runs = prepare_runs({'runs': entries, 'baseline': str(REPO_ROOT / plan['baseline']), 'force_yml': plan['force_yml'],
+                         'test_sets': None, 'test_gt': None})
+    baselines = [run['label'] for run in runs if run['is_baseline']]  # the baseline file, at either learning rate
+    assert baselines == (['baseline', 'baseline_lr4e4'] if kind == 'validate' else ['baseline'])
+    assert any('network_t' in run['opt'] for run in runs)
 
 
 @pytest.fixture(scope='module')
@@ -177,25 +251,66 @@ def tiny_pan_teacher(tmp_path_factory):
     return path, ['network_t:nb=2', f'path:pretrain_network_t={path}']
 
 
-@pytest.mark.parametrize('method', PAN_FILES)
-def test_a_single_image_teacher_trains_the_vespcn_student(method, tiny_demo_root, tmp_path, tiny_pan_teacher,
-                                                          one_thread):
-    """PAN runs frame by frame ('frame' mode): every term of the PAN study gets one F^SR per frame from it."""
-    opt_file = OPTIONS / f'train/STD/pan/train_VESPCNS_{method}_PAN.yml'
+# every distillation file of every pair: the VESPCN pair's and the two families' of issue 31
+PAN_TRAINED = [('VESPCN', method) for method in PAN_FILES] + [(family, method) for family in PAN_FAMILIES
+                                                               for method in PAN_FAMILY_FILES if method != 'baseline']
+
+
+@pytest.mark.parametrize('family, method', PAN_TRAINED, ids=lambda v: v)
+def test_a_single_image_teacher_trains_every_student_family(family, method, tiny_demo_root, tmp_path,
+                                                            tiny_pan_teacher, one_thread):
+    """PAN runs frame by frame ('frame' mode): every term of the PAN study gets one F^SR per frame from it, and the
+    F^SR tap, the channel adapters and the balanced weights work unchanged whatever the student family."""
+    opt_file = pan_file(family, method)
+    opt = load_yaml(str(opt_file))
     teacher_path, teacher_force = tiny_pan_teacher
-    name = f'pan_{method}'
-    force = tiny_run_overrides(tiny_demo_root, tmp_path, 3, name) + teacher_force + [
+    name = f'pan_{family}_{method}'
+    # a calibration window that closes within the run: lambda is measured over 2 steps, then used at step 3
+    balance = ['distill:balance:calibration_iters=2'] if 'balance' in opt['distill'] else []
+    force = tiny_run_overrides(tiny_demo_root, tmp_path, 3, name) + teacher_force + balance + [
         'logger:save_checkpoint_freq=1000', 'val:val_freq=1000', 'train:warmup_iter=-1'
     ]
     torch.manual_seed(0)
-    stdsr_train.train_pipeline(['-opt', str(opt_file), '--force_yml', *force], root_path=str(tmp_path))
+    model = stdsr_train.train_pipeline(['-opt', str(opt_file), '--force_yml', *force], root_path=str(tmp_path))
     log = read_train_log(tmp_path / 'experiments' / name)
     assert logged_iters(log) == [1, 2, 3]
-    terms = [f'l_{t}' for t in load_yaml(str(opt_file))['distill']['losses']]
+    terms = [f'l_{t}' for t in opt['distill']['losses']]
     for term in terms:
         values = logged_losses(log, term)
         assert len(values) == 3 and all(v == v and v >= 0 for v in values), f'{term}: {values}'
     assert any(v > 0 for term in terms for v in logged_losses(log, term))
+
+    fsr = model.get_bare_model(model.net_g).fsr_channels  # the family's F^SR width (VSRNet 32, the others 16)
+    pan_fsr = model.net_t.conv_last.in_channels  # PAN's: unf = 24
+    for name, term in model.distill_terms.items():
+        loss = term.loss
+        if hasattr(loss, 'adapter'):  # the time term's 1x1 adapter: student F^SR width -> teacher's
+            assert (loss.adapter.in_channels, loss.adapter.out_channels) == (fsr, pan_fsr)
+        if hasattr(loss, 'regressors'):  # FitNets' 1x1 regressor, the same widths
+            assert [(r.in_channels, r.out_channels) for r in loss.regressors] == [(fsr, pan_fsr)]
+        if term.balance is not None:  # calibrated over steps 1-2, then held: the weight step 3 used
+            lambdas = logged_losses(log, f'{name}_lambda')
+            assert term.balance.windows_done == 1 and 0 < term.balance.weight < float('inf')
+            assert lambdas[1] == lambdas[2] == pytest.approx(term.balance.weight, rel=1e-3), lambdas
+
+
+@pytest.mark.parametrize('family', ('VESPCN', *PAN_FAMILIES))
+def test_every_pan_pair_taps_f_sr_at_the_teachers_resolution(family):
+    """F^SR (what conv_last receives) is an HR map in every family, as in PAN: the space terms compare maps of one
+    size, only the widths differ (docs/students.md says what the tap means in each family)."""
+    from stdsr.archs.clip_runner import run_clip
+    from stdsr.distill.feature_hooks import FSR_TAP, FeatureRecorder
+    opt = load_yaml(str(pan_file(family, 'STD')))
+    student, teacher = build_network(dict(opt['network_g'])), build_network({'type': 'PAN', 'nb': 1})
+    lq = torch.rand(1, 5, 3, 12, 16)
+    shapes = []
+    for net, mode in ((student, 'sliding'), (teacher, 'frame')):
+        with FeatureRecorder(net, [FSR_TAP], detach=True) as recorder, torch.no_grad():
+            run_clip(net.eval(), lq, mode, 5 if mode == 'sliding' else None)
+        shapes.append(tuple(recorder.records[FSR_TAP][0].shape))
+    assert shapes[0][-2:] == shapes[1][-2:] == (48, 64)  # x4 of the LR frame, both networks
+    assert shapes[0][0] == shapes[1][0] == 5  # one F^SR per frame of the clip
+    assert (shapes[0][1], shapes[1][1]) == (student.fsr_channels, 24)
 
 
 def test_any_basicsr_image_arch_is_a_teacher_when_declared_frame(tiny_demo_root, tmp_path, one_thread):

@@ -109,6 +109,22 @@ def test_recurrent_network_divides_by_t(fixed_time):
     assert prof.taps == ['body'] and prof.channels == [8]
 
 
+def test_single_image_network_reads_one_frame(fixed_time):
+    """PAN (temporal mode 'frame', the PAN study's teacher) and any image arch declared 'frame': one (c, h, w)
+    frame in, one out; its tap is F^SR at HR."""
+    prof = profile_network({'type': 'PAN', 'nb': 1}, shape=(5, 3, 8, 10), repeats=1, warmup=0)
+    assert prof.mode == 'frame' and prof.frames_out == 1 and prof.input_shape == (3, 8, 10)
+    assert prof.params == count_parameters(build_network({'type': 'PAN', 'nb': 1}))
+    assert prof.taps == ['conv_last:input'] and prof.channels == [24]
+    assert prof.seconds == pytest.approx(0.6)
+    image = profile_network({'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1}, shape=(5, 3, 8, 10), repeats=1,
+                            warmup=0, opt={'temporal': {'network_g': 'frame'}})
+    assert image.mode == 'frame' and image.input_shape == (3, 8, 10)
+    built = profile_network(build_network({'type': 'PAN', 'nb': 1}), shape=(5, 3, 8, 10), repeats=1, warmup=0)
+    assert built.mode == 'frame' and built.flops == prof.flops
+    assert '| frame (1→1) | 3×8×10 |' in format_table([prof])
+
+
 def test_temporal_section_overrides_the_derived_mode(fixed_time):
     arch = {'type': 'VSRNet', 'num_frame': 3, 'num_feat': 4, 'num_feat_hr': 4}
     prof = profile_network(arch, shape=(3, 3, 8, 8), repeats=1, warmup=0)

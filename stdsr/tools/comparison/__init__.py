@@ -2,7 +2,8 @@
 
 Split by job: :mod:`.plan` (command line, plan, option rewriting, same-data check), :mod:`.runs` (training and
 evaluation of each run), :mod:`.summary` (statistics, tables, charts) and :mod:`.runner` (the whole study), with
-:mod:`.budget_axis` and :mod:`.plateau`; the command line is :mod:`stdsr.tools.compare_distillation`.
+:mod:`.budget_axis`, :mod:`.plateau`, :mod:`.records` and :mod:`.family_summary` (one table over several studies,
+``scripts/family_table.py``); the command line is :mod:`stdsr.tools.compare_distillation`.
 See ``docs/distillation_methods.md``.
 """
 from stdsr.errors import CompareError  # noqa: F401

@@ -1,8 +1,9 @@
 """Cost of a VSR network per output frame: parameters, FLOPs, runtime, and where its F^SR tap is.
 
 Students and teachers differ in temporal design: a sliding-window network (EDVR, the students) reads a window
-of frames and returns one SR frame, a recurrent one (BasicVSR) reads t frames and returns t. Every number here
-is therefore divided by the frames a forward pass returns, so the two kinds compare per output frame.
+of frames and returns one SR frame, a recurrent one (BasicVSR) reads t frames and returns t, a single-image one
+(PAN, temporal mode 'frame') reads one frame and returns it. Every number here is therefore divided by the frames a
+forward pass returns, so the kinds compare per output frame.
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``: 2 x multiply-accumulates of convolutions and
 matrix products; bias adds, activations, interpolation and ``grid_sample`` warps are not counted. Deformable
@@ -99,12 +100,13 @@ def time_forward(net, inputs, repeats=10, warmup=2):
 
 
 def output_frames(mode, num_input_frames):
-    """Frames one forward pass returns: 1 for a sliding window, all of them for a recurrent network."""
-    if mode == 'sliding':
+    """Frames one forward pass returns: 1 for a sliding window or a single-image network, all of them for a
+    recurrent network."""
+    if mode in ('sliding', 'frame'):
         return 1
     if mode == 'recurrent':
         return num_input_frames
-    raise ProfileError(f"temporal mode must be 'sliding' or 'recurrent', got {mode!r}")
+    raise ProfileError(f"temporal mode must be 'sliding', 'recurrent' or 'frame', got {mode!r}")
 
 
 # ---------------------------------------------------------------------------------------------------- options
@@ -176,6 +178,8 @@ def _input_shape(shape, mode, window):
     if len(shape) != 4 or any(int(s) < 1 for s in shape):
         raise ProfileError(f'input shape must be 4 positive integers t c h w, got {tuple(shape)}')
     t, c, h, w = (int(s) for s in shape)
+    if mode == 'frame':  # a single-image network reads one (c, h, w) frame, whatever t is
+        return (c, h, w)
     # a sliding network always reads its own window, whatever t is: its cost per output frame does not depend on t
     return (window if mode == 'sliding' else t, c, h, w)
 
@@ -196,20 +200,23 @@ def profile_network(arch_or_net,
     Args:
         arch_or_net (dict | nn.Module): An arch section (``{type: EDVR, ...}``) or a built network.
         shape (tuple): (t, c, h, w). Recurrent networks get t frames and return t; sliding ones get their own
-            window (``num_frame``) and return one frame.
+            window (``num_frame``) and return one frame; single-image ones ('frame') get one (c, h, w) frame.
         device (str | torch.device): Where to build and run.
         repeats, warmup (int): Timed and untimed forward passes.
         tap (str | list | None): F^SR module path(s); None resolves it (see :func:`resolve_tap`).
         net_key (str): The key the arch has in ``opt`` (for the temporal mode and the distill layer).
         opt (dict | None): The whole option file, if any (``temporal``, ``distill``).
-        mode (str | None): 'sliding' | 'recurrent' for a built network; derived from the arch otherwise.
+        mode (str | None): 'sliding' | 'recurrent' | 'frame' for a built network (default: 'frame' when it
+            declares ``TEMPORAL_MODE = 'frame'``, else from its ``num_frame``); derived from the arch otherwise.
         label, source (str): Row label and where the network came from.
     """
     where = source or label or 'network'
     if isinstance(arch_or_net, nn.Module):
         net = arch_or_net
         arch = type(net).__name__
-        if mode is None:
+        if mode is None and getattr(net, 'TEMPORAL_MODE', None) == 'frame':
+            mode, window = 'frame', 1
+        elif mode is None:
             num_frame = getattr(net, 'num_frame', None)
             mode, window = ('sliding', num_frame) if num_frame else ('recurrent', None)
         else:
@@ -277,7 +284,7 @@ TABLE_HEADER = ('network', 'source', 'mode', 'input t×c×h×w', 'F^SR tap', 'F^
 def _row(p):
     taps = ', '.join(f'`{t}`' if t else "`''` (output)" for t in p.taps) or 'none'
     channels = ', '.join('not called' if c is None else str(c) for c in p.channels) or '—'
-    mode = p.mode if p.mode == 'recurrent' else f'sliding ({p.input_shape[0]}→1)'
+    mode = {'recurrent': 'recurrent', 'frame': 'frame (1→1)'}.get(p.mode, f'sliding ({p.input_shape[0]}→1)')
     return (p.label, p.source or '—', mode, '×'.join(map(str, p.input_shape)), taps, channels, f'{p.params:,}',
             f'{p.flops / 1e9:.3f}', f'{p.seconds * 1e3:.1f}')
 
