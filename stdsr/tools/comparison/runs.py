@@ -2,7 +2,6 @@
 its student and the teacher in-process on every test set; a finished run's ``result.json`` is never redone.
 """
 import contextlib
-import hashlib
 import io
 import os
 import subprocess
@@ -20,6 +19,7 @@ from stdsr.errors import CompareError, RunLockedError
 from stdsr.runtime.run_lock import RunLock
 from stdsr.config.options import apply_force_yml, load_yaml
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
+from stdsr.utils.file_hash import sha256_of
 from stdsr.tools.comparison.plan import read_json, plain, digest, log_tail, run_name, harness_overrides
 from stdsr.tools.comparison import records as run_records
 
@@ -141,14 +141,6 @@ def evaluate(name, network, temporal, ckpt, param_key, tests, metrics, scale, ou
             raise CompareError(f"evaluation of '{name}' on {set_name} gave no metrics: does it have GT frames?")
         by_set[set_name] = plain(result)
     return by_set
-
-
-def sha256_of(path):
-    sha = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def checkpoint_of(exp_root, opt):

@@ -7,7 +7,6 @@ then renamed to its final name: a teacher checkpoint on disk is always complete 
 The files live on Google Drive (BasicSR's ``scripts/download_pretrained_models.py`` lists the ids); a
 ``mirror`` base URL replaces Google Drive with ``<mirror>/<folder>/<file>``.
 """
-import hashlib
 import os
 import re
 import shutil
@@ -16,6 +15,7 @@ import urllib.request
 from collections import OrderedDict, namedtuple
 from os import path as osp
 from stdsr.errors import DownloadError
+from stdsr.utils.file_hash import sha256_of
 
 DEFAULT_ROOT = 'experiments/pretrained_models'
 GDRIVE_URL = 'https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t'
@@ -53,14 +53,6 @@ def hash_prefix(file_name):
     """The SHA-256 prefix BasicSR embeds in a file name (``...-162b54e4.pth`` -> ``162b54e4``), else None."""
     match = _HASH_IN_NAME.search(osp.basename(file_name))
     return match.group(1) if match else None
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(CHUNK), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path, expected_prefix):
