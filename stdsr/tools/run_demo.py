@@ -24,6 +24,7 @@ from os import path as osp
 import yaml
 
 from stdsr.errors import DemoError
+from stdsr.runtime.logger import parse_train_line
 from stdsr.utils.atomic_files import write_text_atomic
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -36,11 +37,6 @@ STEPS = [
 ]
 # Lines of a non-training step worth echoing while it runs (training lines get a progress line of their own).
 PROGRESS_MARKS = ('# psnr', '# ssim', 'Resuming', 'End of training')
-# BasicSR's training line: [name..][epoch:  1, iter:     100, lr:(1.000e-03,)] [eta: 0:30:00, time (data): 0.9 (0.0)]
-# l_pix: 1.2e-02 ...
-TRAIN_LINE = re.compile(r'iter:\s*(?P<iter>[\d,]+), lr:\(.*?\)\]\s*(?:\[eta: (?P<eta>[^,\]]+), '
-                        r'time \(data\): (?P<time>[\d.]+) \([\d.]+\)\])?(?P<losses>.*)$')
-LOSS_TERM = re.compile(r'(\w+): ([-+]?[\d.]+(?:e[-+]?\d+)?|nan|inf)')
 TRACEBACK = 'Traceback (most recent call last)'
 ERROR_LINE = re.compile(r'(^|\s)\w*(Error|Exception|error):|: error: |Killed|Aborted|Segmentation fault')
 FAILURE_CONTEXT = 5  # lines shown before the traceback or error line
@@ -51,14 +47,14 @@ def progress_line(label, line, total_iter=None):
     """A short live line for one of BasicSR's training lines: iteration (of how many), losses, time per iteration,
     the run's own ETA and the machine's load, so a slow (busy) machine shows as slow, not stuck; None for any
     other line."""
-    match = TRAIN_LINE.search(line)
-    if match is None:
+    parsed = parse_train_line(line)
+    if parsed is None:
         return None
-    it = int(match['iter'].replace(',', ''))
+    it = parsed['iter']
     parts = [f'iter {it:,}' + (f'/{total_iter:,} ({100 * it / total_iter:.0f}%)' if total_iter else '')]
-    parts += [f'{name} {float(value):.3e}' for name, value in LOSS_TERM.findall(match['losses'])]
-    if match['time'] is not None:
-        parts += [f"{float(match['time']):.2f} s/iter", f"ETA {match['eta'].strip()}"]
+    parts += [f'{name} {value:.3e}' for name, value in parsed['values'].items()]
+    if parsed['time'] is not None:
+        parts += [f"{parsed['time']:.2f} s/iter", f"ETA {parsed['eta'].strip()}"]
     if hasattr(os, 'getloadavg'):
         parts.append(f'load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs')
     return f'    {label}: ' + ', '.join(parts)

@@ -10,17 +10,15 @@ to the working directory, so a record made in one clone matches in another.
 """
 import glob
 import os
-import re
 from os import path as osp
 
 from stdsr.errors import CompareError
+from stdsr.runtime.logger import parse_train_line
 from stdsr.utils.atomic_files import write_json_atomic
 from stdsr.tools.comparison.plan import read_json
 
 TEACHER_RECORD = 'teacher.json'
-# BasicSR's training log line: "[name..][epoch: 0, iter: 200, lr:(...)] [eta: ...] l_pix: 1.2e-02 share_sd: 9.8e-02"
-_ITER = re.compile(r'\biter:\s*([\d,]+)')
-_SHARE = re.compile(r'\bshare_(\w+):\s*([-+0-9.eE]+|nan|inf)')
+SHARE_PREFIX = 'share_'  # DistillVSRModel logs each term's share of the pixel loss as share_<term>
 
 
 def record_path(records_dir, name):
@@ -36,11 +34,11 @@ def term_shares(train_root):
     for log in logs:
         with open(log, errors='replace') as f:
             for line in f:
-                shares = _SHARE.findall(line)
-                found = _ITER.search(line)
-                if shares and found:
-                    it = int(found.group(1).replace(',', ''))
-                    rows[it] = {'iter': it, **{term: float(value) for term, value in shares}}
+                parsed = parse_train_line(line)
+                shares = {name[len(SHARE_PREFIX):]: value for name, value in (parsed or {}).get('values', {}).items()
+                          if name.startswith(SHARE_PREFIX)}
+                if shares:
+                    rows[parsed['iter']] = {'iter': parsed['iter'], **shares}
     series = [rows[it] for it in sorted(rows)]
     terms = sorted({term for row in series for term in row if term != 'iter'})
     means = {term: sum(row[term] for row in series if term in row) / sum(1 for row in series if term in row)
