@@ -19,7 +19,7 @@ from stdsr.errors import CompareError
 from stdsr.tools.comparison import budget_axis
 from stdsr.tools.comparison.plan import read_json
 from stdsr.tools.comparison.records import TEACHER_RECORD
-from stdsr.tools.comparison.summary import mean_std
+from stdsr.tools.comparison.summary import mean_std, paired_differences
 from stdsr.utils.tables import markdown_table
 
 RUN_FIELDS = ('label', 'seed', 'iters', 'evals')
@@ -137,12 +137,15 @@ def method_cell(study, label, iters, set_name, metric='psnr'):
     flagged = study.plateau.get((iters, set_name), {})
     if label != base_label:
         base = study.values(base_label, iters, set_name, metric)
-        diffs = [values[seed] - base[seed] for seed in sorted(values) if seed in base]
+        runs = [{'label': lab, 'seed': seed, 'metrics': {metric: value}}
+                for lab, per_seed in ((base_label, base), (label, values)) for seed, value in per_seed.items()]
+        paired = paired_differences(runs, base_label, metric)
+        row = paired['rows'][0]
+        diffs = list(row['diffs'].values())
         if diffs:
-            spread = mean_std(list(base.values()))[1] or 0.0
-            ahead = sum(d > 0 for d in diffs)
+            spread = paired['baseline_spread'] or 0.0
             clear = f' {AHEAD_MARK}' if len(diffs) > 1 and all(d > spread for d in diffs) else ''
-            text += f' ({mean_std(diffs)[0]:+.{digits}f}, {ahead}/{len(diffs)}{clear})'
+            text += f" ({row['mean']:+.{digits}f}, {row['ahead']}/{len(diffs)}{clear})"
     return text + budget_axis.gain_flag(label, sorted(values), flagged, base_label)
 
 
