@@ -11,6 +11,7 @@ from os import path as osp
 
 from stdsr.utils.atomic_files import save_figure_atomic
 from stdsr.tools.comparison.plateau import PLATEAU_DB, bicubic_psnr, on_plateau
+from stdsr.tools.comparison.seed_stats import mean_std
 
 FLAG = '⚑'
 
@@ -92,8 +93,7 @@ def gains_by_budget(per_budget, set_name):
             diffs = list(row['diffs'].values())
             if not diffs:
                 continue
-            mean = sum(diffs) / len(diffs)
-            std = (sum((d - mean)**2 for d in diffs) / (len(diffs) - 1))**0.5 if len(diffs) > 1 else 0.0
+            mean, std = mean_std(diffs)
             table.setdefault(row['label'], []).append((iters, mean, std, row['ahead'], len(diffs)))
     return table
 

@@ -1,20 +1,12 @@
 """The comparison's statistics and reports: mean and spread over seeds, paired per-seed differences to the
 baseline, plateau flags, markdown tables and bar charts.
 """
-import math
 from collections import OrderedDict
 
 from stdsr.tools.comparison import budget_axis
+from stdsr.tools.comparison.seed_stats import mean_std
 from stdsr.utils.tables import markdown_table
 from stdsr.utils.atomic_files import save_figure_atomic
-
-
-def mean_std(values):
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean)**2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, std
 
 
 def summarize(results, baseline_label=None, teacher_metrics=None, metrics=('psnr', 'ssim')):
