@@ -455,6 +455,13 @@ def test_committed_records_carry_a_study_into_a_new_work_dir(compared, tmp_path,
     assert [row['iter'] for row in std['term_shares']['by_iter']] == [1, 2]
     base = json.loads((records / 'EDVRS_baseline_demo_seed0_iter2.json').read_text())
     assert base['term_shares'] == {'mean': {}, 'by_iter': []}
+    made = std['made_with']  # what the digest does not cover: the code's commit, the versions, the training time
+    assert made['torch'] == torch.__version__ and made['train_seconds'] > 0
+    assert made['commit'] is None or re.fullmatch(r'[0-9a-f]{40}(\+changes)?', made['commit'])
+    std['made_with']['commit'] = 'the commit that made it'
+    (records / 'EDVRS_STD_demo_seed0_iter2.json').write_text(json.dumps(std))
+    assert compare_distillation.main(argv + ['--records', str(records)]) == 0  # reused again: the record stays
+    assert json.loads((records / 'EDVRS_STD_demo_seed0_iter2.json').read_text()) == std
 
     fresh = [a if a != str(work) else str(tmp_path / 'fresh') for a in argv] + ['--records', str(records)]
     assert compare_distillation.main(fresh) == 0

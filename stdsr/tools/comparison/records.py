@@ -10,7 +10,13 @@ to the working directory, so a record made in one clone matches in another.
 """
 import glob
 import os
+import subprocess
 from os import path as osp
+
+import basicsr
+import torch
+
+import stdsr
 
 from stdsr.errors import CompareError
 from stdsr.runtime.logger import parse_train_line
@@ -46,13 +52,38 @@ def term_shares(train_root):
     return series, means
 
 
-def make_record(result, run, spec, train_root):
+def source_commit():
+    """The git commit of the code that made a record ('+changes' when the work tree differed), or None outside git.
+
+    The configuration digest covers the options, not the code: a default changed in the code since a record was
+    made is visible here, so a reader can tell which records a code change may have made stale."""
+    root = osp.dirname(osp.dirname(osp.abspath(stdsr.__file__)))
+    try:
+        head = subprocess.run(['git', '-C', root, 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(['git', '-C', root, 'status', '--porcelain', '--untracked-files=no', '--', 'stdsr'],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ('+changes' if dirty.returncode == 0 and dirty.stdout.strip() else '')
+
+
+def provenance(train_seconds=None):
+    """What made a record besides its options: the code's commit and versions, and the CPU-time the training took
+    (so that the next session can plan what is left)."""
+    return {'commit': source_commit(), 'stdsr': stdsr.__version__, 'torch': torch.__version__,
+            'basicsr': basicsr.__version__, 'train_seconds': train_seconds}
+
+
+def make_record(result, run, spec, train_root, train_seconds=None):
     """The committed record of a finished run: its result without machine-local paths, plus how it was made."""
     series, means = term_shares(train_root)
     record = {key: value for key, value in result.items() if key != 'checkpoint'}
     record['opt_file'] = osp.relpath(run['opt_path'])
     record['force_yml'] = list(spec.entries)
     record['term_shares'] = {'mean': means, 'by_iter': series}
+    record['made_with'] = provenance(train_seconds)
     return record
 
 

@@ -220,14 +220,17 @@ def reuse_result(result_path, spec, run, settings, report):
         raise CompareError(f'{result_path} holds a finished run with another configuration (option file, '
                            'overrides or data changed since); use another --work-dir or move that folder away')
     report['reused'].append(spec.name)
-    save_record(result, run, spec, settings)  # a run finished before its plan kept records gets its record now
+    if not settings.get('records') or not osp.isfile(run_records.record_path(settings['records'], spec.name)):
+        save_record(result, run, spec, settings)  # a run finished before its plan kept records gets its record now
     return result
 
 
 def save_record(result, run, spec, settings):
     """Write (or refresh) the committed record of a finished run when the plan keeps records."""
     if settings.get('records') and not settings.get('report_only'):
-        record = run_records.make_record(result, run, spec, osp.join(spec.run_dir, 'train'))
+        done_path = osp.join(spec.run_dir, 'train_done.json')
+        train_seconds = read_json(done_path, 'training marker').get('train_seconds') if osp.isfile(done_path) else None
+        record = run_records.make_record(result, run, spec, osp.join(spec.run_dir, 'train'), train_seconds)
         run_records.write_record(settings['records'], spec.name, record)
 
 
