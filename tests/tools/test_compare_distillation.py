@@ -245,6 +245,38 @@ def test_plan_file_and_unknown_plan_keys(tmp_path):
         cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
 
 
+def test_paired_to_names_existing_run_labels(tmp_path):
+    """`paired_to: [output_KD]`: the labels are checked against the plan's runs before anything is trained."""
+    plan = tmp_path / 'plan.yml'
+    plan.write_text(yaml.safe_dump({'runs': [{'opt': STD_OPT, 'label': 'STD'}], 'baseline': BASELINE_OPT,
+                                    'paired_to': ['STD'], 'work_dir': str(tmp_path / 'w')}))
+    settings = cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
+    assert settings['paired_to'] == ['STD']
+    for value, said in ((['output_KD'], r"\['output_KD'\]: no such run label"), ('STD', 'must be a list of run labels')):
+        plan.write_text(yaml.safe_dump({'runs': [{'opt': STD_OPT, 'label': 'STD'}], 'baseline': BASELINE_OPT,
+                                        'paired_to': value}))
+        with pytest.raises(cd.CompareError, match=f"plan key 'paired_to' in {plan}.*{said}"):
+            cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
+    with pytest.raises(cd.CompareError, match=r"--paired-to \['KD'\]: no such run label"):
+        cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan), '--paired-to', 'KD']))
+    assert not (tmp_path / 'w').exists()
+
+
+def test_methods_are_paired_with_a_kd_baseline_seed_by_seed_against_the_baseline_spread():
+    """STD must be ahead of output KD too: every other method (not the baseline) paired with it per seed; the spread
+    a gain must exceed stays the baseline's."""
+    psnr = {('base', 0): 30.0, ('base', 1): 30.4, ('kd', 0): 30.2, ('kd', 1): 30.3, ('std', 0): 30.1, ('std', 1): 30.5}
+    results = [{'label': label, 'seed': seed, 'metrics': {'psnr': value}} for (label, seed), value in psnr.items()]
+    tables = cd.paired_to_references(results, 'base', ['kd', 'base', 'absent'])
+    assert list(tables) == ['kd']
+    (row, ) = tables['kd']['rows']
+    assert row['label'] == 'std' and row['ahead'] == 1
+    assert row['diffs'][0] == pytest.approx(-0.1) and row['diffs'][1] == pytest.approx(0.2)
+    assert tables['kd']['baseline_spread'] == pytest.approx(cd.paired_differences(results, 'base')['baseline_spread'])
+    text = cd.format_paired(tables['kd'], baseline_label='kd', against='kd')
+    assert 'difference to `kd` (same seed)' in text and '| std | -0.100 | +0.200 | 1/2 | +0.050 |' in text
+
+
 def test_paired_differences_count_seeds_ahead_against_the_baseline_spread():
     results = [
         {'label': 'base', 'seed': 0, 'metrics': {'psnr': 30.0}},

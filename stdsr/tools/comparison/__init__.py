@@ -15,6 +15,7 @@ from stdsr.tools.comparison.plan import (PERFORMANCE_KEYS, PATH_KEYS, LOG_TAIL_L
                                       check_same_data, resolve_iters, prepare_runs)  # noqa: F401
 from stdsr.tools.comparison.runs import (resolve_teacher, launch_command, train_run, metrics_options, evaluate,
                                       checkpoint_of, do_run, eval_fields, do_teacher)  # noqa: F401
-from stdsr.tools.comparison.summary import (mean_std, summarize, paired_differences, format_paired, format_table,
+from stdsr.tools.comparison.summary import (mean_std, summarize, paired_differences, paired_to_references,
+                                         format_paired, format_table,
                                          plot_chart)  # noqa: F401
 from stdsr.tools.comparison.runner import run_comparison  # noqa: F401

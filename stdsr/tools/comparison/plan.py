@@ -21,7 +21,7 @@ PERFORMANCE_KEYS = {'name', 'num_worker_per_gpu', 'prefetch_mode', 'pin_memory',
 PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file')
 LOG_TAIL_LINES = 40
 PLAN_KEYS = {'runs', 'baseline', 'seeds', 'iters', 'budgets', 'work_dir', 'teacher_ckpt', 'teacher_opt', 'force_yml',
-             'test_gt', 'test_lq', 'test_sets', 'train_val', 'keep_going', 'nproc', 'records'}
+             'test_gt', 'test_lq', 'test_sets', 'train_val', 'keep_going', 'nproc', 'records', 'paired_to'}
 RUN_KEYS = {'opt', 'label', 'budgets', 'force_yml'}
 
 
@@ -106,6 +106,9 @@ def build_arg_parser():
     parser.add_argument('--records', default=None, help='folder of committed run records (<run name>.json): a '
                         'finished run writes its record there, and a matching record is reused instead of training, '
                         'so a study continues across sessions and clones (docs/distillation_methods.md)')
+    parser.add_argument('--paired-to', nargs='+', default=None, metavar='LABEL', help='also pair every other '
+                        'method with these runs, seed by seed (e.g. output_KD: is STD ahead of the KD baseline, not '
+                        'only of the plain student?)')
     parser.add_argument('--report-only', action='store_true', help='train nothing: write the reports from the '
                         'runs that have finished (the others are listed as not run), e.g. for a study whose runs were '
                         'split over processes with --only/--budgets/--seeds')
@@ -148,6 +151,7 @@ def resolve_settings(args):
         'nproc': args.nproc or plan.get('nproc'),
         'report_only': bool(getattr(args, 'report_only', False)),
         'records': getattr(args, 'records', None) or plan.get('records'),
+        'paired_to': getattr(args, 'paired_to', None) or plan.get('paired_to') or [],
     }
     if baseline and osp.abspath(baseline) not in [osp.abspath(e['opt']) for e in entries]:
         entries.insert(0, {'opt': baseline})
@@ -191,6 +195,12 @@ def resolve_settings(args):
             if not isinstance(own, list) or not own or not set(own) <= set(plan_budgets):
                 raise CompareError(f"plan run {entry['label']}: budgets must be a non-empty list of the plan's "
                                    f"budgets {plan_budgets}, got {own!r}")
+    paired_to = settings['paired_to']
+    where = '--paired-to' if getattr(args, 'paired_to', None) else f"plan key 'paired_to' in {args.plan}"
+    if not isinstance(paired_to, list) or not all(isinstance(label, str) for label in paired_to):
+        raise CompareError(f'{where} must be a list of run labels, got {paired_to!r}')
+    if sorted(set(paired_to) - set(labels)):
+        raise CompareError(f'{where} {sorted(set(paired_to) - set(labels))}: no such run label; the runs are {labels}')
     settings['only'] = args.only
     if args.only:
         unknown = sorted(set(args.only) - set(labels))

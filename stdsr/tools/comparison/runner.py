@@ -25,7 +25,8 @@ from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
 from stdsr.tools.comparison.plan import build_arg_parser, resolve_settings, resolve_iters, prepare_runs, run_name
 from stdsr.tools.comparison.runs import (resolve_teacher, metrics_options, evaluate, do_run, do_teacher,
                                       finished_result)
-from stdsr.tools.comparison.summary import summarize, paired_differences, format_paired, format_table, plot_chart
+from stdsr.tools.comparison.summary import (summarize, paired_differences, paired_to_references, format_paired,
+                                         format_table, plot_chart)
 
 
 def selected(run, settings):
@@ -104,9 +105,13 @@ def run_comparison(settings):
                 row['plateau_seeds'] = flagged.get(row['label'], [])
             note = budget_axis.plateau_note(bicubic[set_name], flagged, matlab=matlab[set_name])
             paired_text = format_paired(paired, flagged=flagged, baseline_label=baseline_label) if paired else ''
+            paired_to = paired_to_references(set_results, baseline_label, settings.get('paired_to'))
+            for reference, other in paired_to.items():
+                paired_text += '\n' + format_paired(other, flagged=flagged, baseline_label=reference, against=reference)
             sections.append(format_table(rows, set_name, iters, flagged, baseline_label) +
                             ('\n' + note if note else '') + ('\n' + paired_text if paired_text else ''))
-            per_set[set_name] = {'rows': rows, 'paired': paired, 'bicubic_psnr': bicubic[set_name],
+            per_set[set_name] = {'rows': rows, 'paired': paired, 'paired_to': paired_to,
+                                 'bicubic_psnr': bicubic[set_name],
                                  'bicubic_matlab_psnr': matlab[set_name],
                                  'plateau': flagged}
             if rows:

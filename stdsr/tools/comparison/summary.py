@@ -64,11 +64,30 @@ def paired_differences(results, baseline_label, metric='psnr'):
     return {'rows': rows, 'baseline_spread': mean_std(list(base.values()))[1]}
 
 
-def format_paired(paired, metric='PSNR-Y', flagged=None, baseline_label=None):
+def paired_to_references(results, baseline_label, references):
+    """{reference: paired differences of every other method (the baseline left out) to that run, seed by seed}.
+
+    The paper's claim is against the KD baselines too, not only the plain student: ``paired_to: [output_KD]`` in a
+    plan. The spread a gain must exceed stays the baseline's own, as for the paired table to the baseline."""
+    base_spread = paired_differences(results, baseline_label)['baseline_spread'] if baseline_label else None
+    tables = OrderedDict()
+    for reference in references or []:
+        if reference == baseline_label or not any(res['label'] == reference for res in results):
+            continue
+        tables[reference] = paired_differences([res for res in results if res['label'] != baseline_label], reference)
+        tables[reference]['baseline_spread'] = base_spread
+    return tables
+
+
+def format_paired(paired, metric='PSNR-Y', flagged=None, baseline_label=None, against=None):
     """Markdown: one row per method with its per-seed difference to the baseline, seeds ahead and the mean.
 
     A difference whose run or baseline run is on the bicubic plateau (``flagged``: {label: [seeds]}) is marked.
+    ``against`` names another reference run than the baseline (``paired_to``): the differences are then to that
+    run, and the spread line still gives the baseline's (``paired['baseline_spread']`` as the caller sets it).
     """
+    reference = f'`{against}`' if against else 'the baseline'
+
     flagged = flagged or {}
 
     def mark(label, seed):
@@ -77,9 +96,9 @@ def format_paired(paired, metric='PSNR-Y', flagged=None, baseline_label=None):
 
     seeds = sorted({seed for row in paired['rows'] for seed in row['diffs']})
     if not seeds:  # a baseline-only plan (e.g. a teacher probe): a table of headers would look like missing rows
-        lines = [f'Paired {metric} difference to the baseline: no other method was run.']
+        lines = [f'Paired {metric} difference to {reference}: no other method was run.']
         return '\n'.join(lines + _spread_lines(paired['baseline_spread'])) + '\n'
-    lines = [f'Paired {metric} difference to the baseline (same seed), dB:', '',
+    lines = [f'Paired {metric} difference to {reference} (same seed), dB:', '',
              '| method | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | ahead | mean |',
              '|---|' + '--:|' * (len(seeds) + 2)]
     for row in paired['rows']:
