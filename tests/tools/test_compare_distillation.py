@@ -252,7 +252,8 @@ def test_paired_to_names_existing_run_labels(tmp_path):
                                     'paired_to': ['STD'], 'work_dir': str(tmp_path / 'w')}))
     settings = cd.resolve_settings(cd.build_arg_parser().parse_args(['--plan', str(plan)]))
     assert settings['paired_to'] == ['STD']
-    for value, said in ((['output_KD'], r"\['output_KD'\]: no such run label"), ('STD', 'must be a list of run labels')):
+    for value, said in ((['output_KD'], r"\['output_KD'\]: no such run label"),
+                        ('STD', 'must be a list of run labels')):
         plan.write_text(yaml.safe_dump({'runs': [{'opt': STD_OPT, 'label': 'STD'}], 'baseline': BASELINE_OPT,
                                         'paired_to': value}))
         with pytest.raises(cd.CompareError, match=f"plan key 'paired_to' in {plan}.*{said}"):
