@@ -268,12 +268,13 @@ def test_methods_are_paired_with_a_kd_baseline_seed_by_seed_against_the_baseline
     a gain must exceed stays the baseline's."""
     psnr = {('base', 0): 30.0, ('base', 1): 30.4, ('kd', 0): 30.2, ('kd', 1): 30.3, ('std', 0): 30.1, ('std', 1): 30.5}
     results = [{'label': label, 'seed': seed, 'metrics': {'psnr': value}} for (label, seed), value in psnr.items()]
-    tables = cd.paired_to_references(results, 'base', ['kd', 'base', 'absent'])
+    spread = cd.paired_differences(results, 'base')['baseline_spread']
+    tables = cd.paired_to_references(results, 'base', ['kd', 'base', 'absent'], spread)
     assert list(tables) == ['kd']
     (row, ) = tables['kd']['rows']
     assert row['label'] == 'std' and row['ahead'] == 1
     assert row['diffs'][0] == pytest.approx(-0.1) and row['diffs'][1] == pytest.approx(0.2)
-    assert tables['kd']['baseline_spread'] == pytest.approx(cd.paired_differences(results, 'base')['baseline_spread'])
+    assert tables['kd']['baseline_spread'] == pytest.approx(0.2828427, rel=1e-5)  # the baseline's, not kd's
     text = cd.format_paired(tables['kd'], baseline_label='kd', against='kd')
     assert 'difference to `kd` (same seed)' in text and '| std | -0.100 | +0.200 | 1/2 | +0.050 |' in text
 

@@ -105,7 +105,8 @@ def run_comparison(settings):
                 row['plateau_seeds'] = flagged.get(row['label'], [])
             note = budget_axis.plateau_note(bicubic[set_name], flagged, matlab=matlab[set_name])
             paired_text = format_paired(paired, flagged=flagged, baseline_label=baseline_label) if paired else ''
-            paired_to = paired_to_references(set_results, baseline_label, settings.get('paired_to'))
+            paired_to = paired_to_references(set_results, baseline_label, settings.get('paired_to'),
+                                             paired['baseline_spread'] if paired else None)
             for reference, other in paired_to.items():
                 paired_text += '\n' + format_paired(other, flagged=flagged, baseline_label=reference, against=reference)
             sections.append(format_table(rows, set_name, iters, flagged, baseline_label) +

@@ -64,18 +64,18 @@ def paired_differences(results, baseline_label, metric='psnr'):
     return {'rows': rows, 'baseline_spread': mean_std(list(base.values()))[1]}
 
 
-def paired_to_references(results, baseline_label, references):
+def paired_to_references(results, baseline_label, references, baseline_spread=None):
     """{reference: paired differences of every other method (the baseline left out) to that run, seed by seed}.
 
     The paper's claim is against the KD baselines too, not only the plain student: ``paired_to: [output_KD]`` in a
-    plan. The spread a gain must exceed stays the baseline's own, as for the paired table to the baseline."""
-    base_spread = paired_differences(results, baseline_label)['baseline_spread'] if baseline_label else None
+    plan. The spread a gain must exceed stays the baseline's own (``baseline_spread``, from the caller's paired
+    table to the baseline), as for that table."""
     tables = OrderedDict()
     for reference in references or []:
         if reference == baseline_label or not any(res['label'] == reference for res in results):
             continue
         tables[reference] = paired_differences([res for res in results if res['label'] != baseline_label], reference)
-        tables[reference]['baseline_spread'] = base_spread
+        tables[reference]['baseline_spread'] = baseline_spread
     return tables
 
 
