@@ -107,10 +107,17 @@ class FastDVDnetSR(nn.Module):
         # not in-place: a hook recording any layer must keep seeing that layer's own output
         self.relu = nn.ReLU()
         # He init keeps the signal alive through ~30 ReLU convs now that there is no BatchNorm (PyTorch's default
-        # init shrinks it by ~2x per layer, leaving the outer frames with almost no influence at the start); small
-        # output convs start stage 1 near its residual base (the triplet centre) and the net near bicubic
+        # init shrinks it by ~2x per layer, leaving the outer frames with almost no influence at the start); a small
+        # stage-1 output conv starts stage 1 near its residual base (the triplet centre). conv_last starts at zero,
+        # so the (residual) net starts exactly at bicubic: the He-initialised U-Nets give HR features of magnitude
+        # ~1, so a 0.1x conv_last started 0.07-0.28 (mean absolute) away from bicubic and even a 0.01x one ~0.03
+        # for some seeds; Adam then shrank every feature to remove that error and the net stayed on the bicubic
+        # plateau for good (docs/students.md). From zero, conv_last's gradient (features x error) is non-zero at
+        # once and the rest follows.
         default_init_weights(self)
-        default_init_weights([self.stage1.conv_out[-1], self.conv_last], scale=0.1)
+        default_init_weights([self.stage1.conv_out[-1]], scale=0.1)
+        nn.init.zeros_(self.conv_last.weight)
+        nn.init.zeros_(self.conv_last.bias)
 
     def forward(self, x):
         """x: (b, t, c, h, w) LR clip -> (b, num_out_ch, h*scale, w*scale) SR centre frame."""

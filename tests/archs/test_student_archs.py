@@ -32,6 +32,15 @@ def _net(cls, **kwargs):
     return cls(**kwargs).eval()
 
 
+def _wired(net):
+    """``net`` with a random output conv: FastDVDnetSR starts exactly at bicubic (its conv_last is zero), which
+    would hide every path behind conv_last from the wiring checks."""
+    with torch.no_grad():
+        net.conv_last.weight.normal_(0, 0.1)
+        net.conv_last.bias.normal_(0, 0.1)
+    return net
+
+
 def test_registry_names_resolve_and_build():
     for cls in ARCHS:
         assert ARCH_REGISTRY.get(cls.__name__) is cls
@@ -78,7 +87,7 @@ def test_vsrnet_fusion_variants_tap_channels():
 @pytest.mark.parametrize('num_frame', FRAMES)
 @pytest.mark.parametrize('cls', ARCHS)
 def test_gradients_reach_every_parameter(cls, num_frame):
-    net = _net(cls, num_frame=num_frame).train()
+    net = _wired(_net(cls, num_frame=num_frame).train())
     net(_clip(t=num_frame)).mean().backward()
     for name, p in net.named_parameters():
         assert p.grad is not None, name
@@ -90,7 +99,7 @@ def test_gradients_reach_every_parameter(cls, num_frame):
 @pytest.mark.parametrize('cls', ARCHS)
 def test_every_frame_influences_output(cls, num_frame):
     """A window member that never reaches the output would be silently wasted (e.g. a wrong triplet range)."""
-    net = _net(cls, num_frame=num_frame)
+    net = _wired(_net(cls, num_frame=num_frame))
     x = _clip(b=1, t=num_frame)
     with torch.no_grad():
         ref = net(x)
@@ -113,6 +122,23 @@ def test_zeroed_branch_gives_bicubic_of_centre(cls, kwargs):
     torch.testing.assert_close(out, bic)
     # the frames differ, so a wrong "centre" would not pass
     assert (F.interpolate(x[:, 1], scale_factor=4, mode='bicubic', align_corners=False) - bic).abs().max() > 0.1
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_fastdvdnetsr_starts_at_bicubic_and_can_leave_it(seed):
+    """A start away from bicubic left the net on the bicubic plateau for good (fastdvdnet_arch.py): it must start
+    exactly there, and the pixel loss must still reach its output conv and, after one step, everything else."""
+    torch.manual_seed(seed)
+    net = FastDVDnetSR().train()
+    x, target = _clip(t=5, seed=seed), _clip(b=2, t=1, h=64, w=64, seed=seed + 10)[:, 0]
+    out = net(x)
+    torch.testing.assert_close(out, F.interpolate(x[:, 2], scale_factor=4, mode='bicubic', align_corners=False))
+    (out - target).abs().mean().backward()
+    assert net.conv_last.weight.grad.abs().max() > 1e-3
+    torch.optim.Adam(net.parameters(), lr=1e-4).step()
+    net.zero_grad()
+    (net(x) - target).abs().mean().backward()
+    assert all(p.grad.abs().max() > 0 for p in net.parameters())
 
 
 def test_residual_defaults_follow_papers():
