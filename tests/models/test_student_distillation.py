@@ -165,10 +165,10 @@ def test_student_distils_for_five_iterations(student, tiny_demo_root, tmp_path, 
 
 
 # ------------------------------------------------------------------------------------ single-image teachers (PAN)
-PAN_FILES = ('STD', 'SD_only', 'TD_only', 'KD_output', 'KD_AT', 'KD_fitnet')
+PAN_FILES = ('STD', 'SD_only', 'TD_only', 'KD_output', 'KD_AT', 'KD_fitnet', 'KD_overhaul')
 # the PAN study's other two pairs (issue 31): their files are the VESPCN pair's with the family's demo network
 PAN_FAMILIES = {'VSRNet': 'vsrnet', 'FastDVDnetSR': 'fastdvdnet'}
-PAN_FAMILY_FILES = ('baseline', 'STD', 'SD_only', 'KD_output', 'KD_AT', 'KD_fitnet')
+PAN_FAMILY_FILES = ('baseline', 'STD', 'SD_only', 'KD_output', 'KD_AT', 'KD_fitnet', 'KD_overhaul')
 PAN = OPTIONS / 'train/STD/pan'
 
 
@@ -286,8 +286,9 @@ def test_a_single_image_teacher_trains_every_student_family(family, method, tiny
         loss = term.loss
         if hasattr(loss, 'adapter'):  # the time term's 1x1 adapter: student F^SR width -> teacher's
             assert (loss.adapter.in_channels, loss.adapter.out_channels) == (fsr, pan_fsr)
-        if hasattr(loss, 'regressors'):  # FitNets' 1x1 regressor, the same widths
-            assert [(r.in_channels, r.out_channels) for r in loss.regressors] == [(fsr, pan_fsr)]
+        if hasattr(loss, 'regressors'):  # FitNets' 1x1 regressor, Overhaul's (+ BN): the same widths
+            convs = [r[0] if isinstance(r, torch.nn.Sequential) else r for r in loss.regressors]
+            assert [(c.in_channels, c.out_channels) for c in convs] == [(fsr, pan_fsr)]
         if term.balance is not None:  # calibrated over steps 1-2, then held: the weight step 3 used
             lambdas = logged_losses(log, f'{name}_lambda')
             assert term.balance.windows_done == 1 and 0 < term.balance.weight < float('inf')
