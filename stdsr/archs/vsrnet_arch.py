@@ -40,7 +40,7 @@ class VSRNet(nn.Module):
     padding instead of valid convolutions so the output keeps the HR size; in B/C the per-frame filters are tied
     across all frames (the paper has per-frame filters, optionally tied for symmetric offsets); no SRCNN
     pre-training. ``residual=True`` adds the bicubic centre frame to the output (the paper predicts the HR frame
-    directly, hence the default False).
+    directly, hence the default False); the output conv then starts at zero, so the net starts at bicubic.
 
     Args:
         num_in_ch (int): Channels per input frame. Default: 3.
@@ -96,6 +96,13 @@ class VSRNet(nn.Module):
         self.conv_last = nn.Conv2d(self.fsr_channels, num_out_ch, k3, 1, k3 // 2)
         # not in-place: a hook recording any layer must keep seeing that layer's own output
         self.relu = nn.ReLU()
+        if residual:
+            # start exactly at bicubic: with PyTorch's default init the residual started ~0.04 (mean absolute) away
+            # from it, Adam removed that error by driving conv_hr below zero everywhere, and with every F^SR unit
+            # dead a run could stay on the bicubic plateau for good (a 3,200-iteration baseline did; docs/students.md).
+            # From zero, conv_last's gradient (features x error) is non-zero at once and the rest follows.
+            nn.init.zeros_(self.conv_last.weight)
+            nn.init.zeros_(self.conv_last.bias)
 
     def forward(self, x):
         """x: (b, t, c, h, w) LR clip -> (b, num_out_ch, h*scale, w*scale) SR centre frame."""

@@ -33,8 +33,8 @@ def _net(cls, **kwargs):
 
 
 def _wired(net):
-    """``net`` with a random output conv: FastDVDnetSR starts exactly at bicubic (its conv_last is zero), which
-    would hide every path behind conv_last from the wiring checks."""
+    """``net`` with a random output conv: the residual students start exactly at bicubic (their conv_last is zero),
+    which would hide every path behind conv_last from the wiring checks."""
     with torch.no_grad():
         net.conv_last.weight.normal_(0, 0.1)
         net.conv_last.bias.normal_(0, 0.1)
@@ -125,11 +125,13 @@ def test_zeroed_branch_gives_bicubic_of_centre(cls, kwargs):
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
-def test_fastdvdnetsr_starts_at_bicubic_and_can_leave_it(seed):
-    """A start away from bicubic left the net on the bicubic plateau for good (fastdvdnet_arch.py): it must start
-    exactly there, and the pixel loss must still reach its output conv and, after one step, everything else."""
+@pytest.mark.parametrize('build', [FastDVDnetSR, lambda: VSRNet(residual=True)], ids=['FastDVDnetSR', 'VSRNet'])
+def test_residual_students_start_at_bicubic_and_can_leave_it(build, seed):
+    """A start away from bicubic left the net on the bicubic plateau for good (fastdvdnet_arch.py, vsrnet_arch.py):
+    it must start exactly there, and the pixel loss must still reach its output conv and, after one step,
+    everything else."""
     torch.manual_seed(seed)
-    net = FastDVDnetSR().train()
+    net = build().train()
     x, target = _clip(t=5, seed=seed), _clip(b=2, t=1, h=64, w=64, seed=seed + 10)[:, 0]
     out = net(x)
     torch.testing.assert_close(out, F.interpolate(x[:, 2], scale_factor=4, mode='bicubic', align_corners=False))
@@ -139,6 +141,13 @@ def test_fastdvdnetsr_starts_at_bicubic_and_can_leave_it(seed):
     net.zero_grad()
     (net(x) - target).abs().mean().backward()
     assert all(p.grad.abs().max() > 0 for p in net.parameters())
+
+
+def test_vsrnet_output_conv_keeps_its_default_init_when_not_residual():
+    """Only the residual form starts at its base; the paper's direct form keeps PyTorch's init (a zero output conv
+    would start it at black)."""
+    assert VSRNet(residual=False).conv_last.weight.abs().max() > 0
+    assert VSRNet(residual=True).conv_last.weight.abs().max() == 0
 
 
 def test_residual_defaults_follow_papers():
