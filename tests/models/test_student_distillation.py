@@ -208,7 +208,7 @@ def test_pan_family_plans_mirror_the_vespcn_ones(family, kind, twin):
     own_lr = [e for e in plan['force_yml'] if e.startswith('train:optim_g:lr=')]
     assert [e for e in plan['force_yml'] if e not in own_lr] == ref['force_yml']
     if own_lr:
-        validated = load_yaml(str(PAN / f'plan_validate_pan_{lower}.yml'))['runs']
+        validated = load_yaml(str(PAN / f'plan_validate_pan_{lower}.yml'))
         assert kind == 'compare' and own_lr == _plan_runs(validated)['baseline_lr4e4']['force_yml']
     assert plan['records'] == f'docs/records/pan/{kind}_{lower}'
     assert plan['work_dir'] == f'experiments/pan_{kind}_{lower}'
