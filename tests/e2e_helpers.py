@@ -134,9 +134,21 @@ def tiny_vsrnet_opt(scale=4, num_frame=3):
             'kernel_sizes': [3, 3, 3], 'residual': True}
 
 
+def stand_in_for_trained(net, std=0.1):
+    """Random weights in output convs that start at zero (the residual students start exactly at bicubic), so an
+    untrained net stands in for a trained one: its output depends on its weights and differs between seeds."""
+    with torch.no_grad():
+        for module in net.modules():
+            if getattr(module, 'weight', None) is not None and module.weight.dim() == 4 and not module.weight.any():
+                module.weight.normal_(0, std)
+                if module.bias is not None:
+                    module.bias.normal_(0, std / 10)
+    return net
+
+
 def save_net(path, net_opt, seed, keys=('params', )):
     torch.manual_seed(seed)
-    net = build_network(net_opt)
+    net = stand_in_for_trained(build_network(net_opt))
     torch.save({key: net.state_dict() for key in keys}, path)
     return net
 

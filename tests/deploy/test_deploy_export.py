@@ -10,6 +10,7 @@ import yaml
 from torch import nn
 
 import stdsr  # noqa: F401  (registers the archs)
+from e2e_helpers import stand_in_for_trained
 from basicsr.archs import build_network
 from stdsr.deploy.onnx_export import ExportError, export_student
 from stdsr.deploy.sidecar import sidecar_path
@@ -35,7 +36,7 @@ SMALL = (22, 26)  # parity size of the tests: neither trace size, so a shape bak
 def tiny_model(kind, seed=0, net_opt=None):
     torch.manual_seed(seed)
     net_opt = dict(net_opt or TINY[kind])
-    net = build_network(dict(net_opt)).eval().requires_grad_(False)
+    net = stand_in_for_trained(build_network(dict(net_opt))).eval().requires_grad_(False)
     if kind == 'EDVR':  # offsets far from zero, so the deformable sampling is really exercised
         for name, param in net.named_parameters():
             if 'conv_offset' in name:

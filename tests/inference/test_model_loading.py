@@ -5,14 +5,14 @@ import torch
 
 import stdsr  # noqa: F401  (before basicsr)
 from basicsr.archs import build_network
-from e2e_helpers import option_file, save_net, tiny_vsrnet_opt
+from e2e_helpers import option_file, save_net, stand_in_for_trained, tiny_vsrnet_opt
 from stdsr.inference.model_loading import LoadedModel, ModelLoadError, model_from_ckpt, model_from_opt
 
 
 def test_loading_prefers_params_ema_and_reports_parameters(tmp_path, nets):
     net_opt = tiny_vsrnet_opt()
     torch.manual_seed(5)
-    raw, ema = build_network(net_opt), build_network(net_opt)
+    raw, ema = stand_in_for_trained(build_network(net_opt)), stand_in_for_trained(build_network(net_opt))
     torch.save({'params': raw.state_dict(), 'params_ema': ema.state_dict()}, tmp_path / 'both.pth')
     model = model_from_ckpt(str(tmp_path / 'both.pth'), nets['arch'], device='cpu')
     assert torch.equal(model.net.conv_last.weight, ema.conv_last.weight)
