@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 import stdsr  # noqa: F401  (patches torchvision, registers the archs)
 from basicsr.archs import build_network
+from e2e_helpers import stand_in_for_trained
 from basicsr.utils.registry import ARCH_REGISTRY
 from stdsr.archs.fastdvdnet_arch import FastDVDnetSR
 from stdsr.archs.vespcn_arch import VESPCN
@@ -30,15 +31,6 @@ def _clip(b=2, t=5, h=16, w=16, seed=0):
 def _net(cls, **kwargs):
     torch.manual_seed(0)
     return cls(**kwargs).eval()
-
-
-def _wired(net):
-    """``net`` with a random output conv: the residual students start exactly at bicubic (their conv_last is zero),
-    which would hide every path behind conv_last from the wiring checks."""
-    with torch.no_grad():
-        net.conv_last.weight.normal_(0, 0.1)
-        net.conv_last.bias.normal_(0, 0.1)
-    return net
 
 
 def test_registry_names_resolve_and_build():
@@ -87,7 +79,7 @@ def test_vsrnet_fusion_variants_tap_channels():
 @pytest.mark.parametrize('num_frame', FRAMES)
 @pytest.mark.parametrize('cls', ARCHS)
 def test_gradients_reach_every_parameter(cls, num_frame):
-    net = _wired(_net(cls, num_frame=num_frame).train())
+    net = stand_in_for_trained(_net(cls, num_frame=num_frame).train())
     net(_clip(t=num_frame)).mean().backward()
     for name, p in net.named_parameters():
         assert p.grad is not None, name
@@ -99,7 +91,7 @@ def test_gradients_reach_every_parameter(cls, num_frame):
 @pytest.mark.parametrize('cls', ARCHS)
 def test_every_frame_influences_output(cls, num_frame):
     """A window member that never reaches the output would be silently wasted (e.g. a wrong triplet range)."""
-    net = _wired(_net(cls, num_frame=num_frame))
+    net = stand_in_for_trained(_net(cls, num_frame=num_frame))
     x = _clip(b=1, t=num_frame)
     with torch.no_grad():
         ref = net(x)

@@ -39,11 +39,11 @@ def run_checkpoints(models_dir):
     """``net_g_<iter>.pth`` of a training run's ``models`` folder in iteration order, ``net_g_latest.pth`` last."""
     if not osp.isdir(models_dir):
         raise VisualizationError(f'--models {models_dir}: no such folder (a run\'s experiments/<name>/models)')
-    found = [(m.group(1), name) for name in os.listdir(models_dir) if (m := CHECKPOINT_RE.match(name))]
+    found = [name for name in os.listdir(models_dir) if CHECKPOINT_RE.match(name)]
     if not found:
         raise VisualizationError(f'--models {models_dir}: no net_g_<iter>.pth or net_g_latest.pth in it')
-    found.sort(key=lambda item: (item[0] == 'latest', int(item[0]) if item[0] != 'latest' else 0))
-    return [osp.join(models_dir, name) for _, name in found]
+    found.sort(key=lambda name: (iteration_of(name) is None, iteration_of(name) or 0))
+    return [osp.join(models_dir, name) for name in found]
 
 
 def iteration_of(ckpt_path):
