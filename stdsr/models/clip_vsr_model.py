@@ -27,7 +27,9 @@ from stdsr.errors import NonFiniteLossError
 from stdsr.archs.offset_guard import guard_deformable_offsets
 from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.runtime.train_efficiency import TrainEfficiency, eager_calls, phase
-from stdsr.runtime.checkpoint import TRAIN_KEYS, atomic_torch_save, prune_checkpoints, read_weights
+from stdsr.runtime.checkpoint import (EVAL_KEYS, TRAIN_KEYS, atomic_torch_save, load_weights, prune_checkpoints,
+                                     read_weights)
+from stdsr.utils.cli import first_few
 from stdsr.runtime.resume import run_options
 from stdsr.runtime.device import check_data_parallel, data_parallel_device_ids
 from stdsr.runtime.dist import all_gather_objects, get_dist_info, process_device
@@ -57,7 +59,11 @@ class ClipVSRModel(BaseModel):
 
     # ----------------------------------------------------------------------------------------------- set-up
     def load_pretrained(self, net_key, net, required=False):
-        """Load ``path.pretrain_<net_key>`` into ``net`` (strict unless ``path.strict_load_<suffix>: false``)."""
+        """Load ``path.pretrain_<net_key>`` into ``net`` (strict unless ``path.strict_load_<suffix>: false``).
+
+        ``path.param_key_<suffix>`` falls back to ``params`` when the file lacks it, as in BasicSR; a bare
+        state_dict (published weights such as PAN's) is taken as it is. The file is read once.
+        """
         suffix = net_key.replace('network_', '')
         paths = self.opt['path']
         load_path = paths.get(f'pretrain_{net_key}')
@@ -68,11 +74,20 @@ class ClipVSRModel(BaseModel):
         if not osp.isfile(load_path):
             raise FileNotFoundError(f"option 'path.pretrain_{net_key}': no such file {load_path}")
         param_key = paths.get(f'param_key_{suffix}')
-        if param_key is None:  # BasicSR's 'params', or a bare state_dict (published weights such as PAN's)
-            _, found = read_weights(load_path, None, prefer=TRAIN_KEYS, what=f'path.pretrain_{net_key}')
-            param_key = None if found == 'state_dict' else found
-        self.load_network(net, load_path, paths.get(f'strict_load_{suffix}', True), param_key)
+        prefer = TRAIN_KEYS if param_key is None else (param_key, 'params')
+        self._load_into(net, load_path, prefer, paths.get(f'strict_load_{suffix}', True), f'path.pretrain_{net_key}')
         return True
+
+    def _load_into(self, net, load_path, prefer, strict, where):
+        """Read ``load_path`` once (first key of ``prefer`` present, else a bare state_dict) and load it."""
+        state, key = read_weights(load_path, None, prefer=prefer, what=f'option {where}')
+        bare = self.get_bare_model(net)
+        left = load_weights(bare, state, strict, f'option {where} ({load_path} [{key}]) for {type(bare).__name__}')
+        logger = get_root_logger()
+        logger.info(f'Loading {type(bare).__name__} from {load_path} [{key}]' + ('' if strict else ' (not strict)'))
+        if left:
+            logger.warning(f'{where}: {len(left)} network keys not in the checkpoint or of another shape, left at '
+                           f'their init: {first_few(left)}')
 
     def init_training_settings(self):
         train_opt = self.opt['train']
@@ -103,7 +118,8 @@ class ClipVSRModel(BaseModel):
         self.net_g_ema = build_network(deepcopy(self.opt['network_g'])).to(self.device)
         load_path = self.opt['path'].get('pretrain_network_g')
         if load_path is not None:
-            self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+            self._load_into(self.net_g_ema, load_path, EVAL_KEYS, self.opt['path'].get('strict_load_g', True),
+                            'path.pretrain_network_g')
         else:
             self.net_g_ema.load_state_dict(self.get_bare_model(self.net_g).state_dict())
         self.net_g_ema.eval()

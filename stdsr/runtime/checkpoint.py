@@ -119,6 +119,21 @@ def check_state_dict_fits(net, state, label):
         raise WeightsError('; '.join(parts))
 
 
+def load_weights(net, state, strict, label):
+    """Load a ``state`` already read into ``net``, so a checkpoint is read once (BasicSR's ``load_network`` reads
+    the file again). Strict: the fit is checked first and a misfit is one :class:`WeightsError` line. Not strict
+    (``path.strict_load_*: false``, for fine-tuning a changed network): the keys that fit by name and shape are
+    loaded, as BasicSR does; the network keys left at their init are returned, for the log."""
+    if strict:
+        check_state_dict_fits(net, state, label)
+        net.load_state_dict(state, strict=True)
+        return []
+    own = net.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    net.load_state_dict(fitting, strict=False)
+    return sorted(set(own) - set(fitting))
+
+
 def build_with_weights(net_opt, ckpt_path, prefer, param_key=None, what='checkpoint', label=None, load=True):
     """The one build-and-load path (the frozen teacher, the pretrained-network preflight, evaluation models):
     read ``ckpt_path`` (keys in ``prefer`` order, or ``param_key``), build ``net_opt`` with BasicSR's registry,
