@@ -148,9 +148,11 @@ def build_with_weights(net_opt, ckpt_path, prefer, param_key=None, what='checkpo
     net = build_network(deepcopy(dict(net_opt)))
     if callable(label):
         label = label(key)
-    check_state_dict_fits(net, state, label or f'checkpoint {ckpt_path} ({key})')
+    label = label or f'checkpoint {ckpt_path} ({key})'
     if load:
-        net.load_state_dict(state, strict=True)
+        load_weights(net, state, True, label)
+    else:
+        check_state_dict_fits(net, state, label)
     return net, key
 
 

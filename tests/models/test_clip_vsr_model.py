@@ -79,3 +79,17 @@ def test_not_strict_loads_what_fits_and_keeps_the_rest_at_init(tmp_path):
     torch.manual_seed(0)
     init = build_network(tiny_vsrnet_opt()).state_dict()  # what the model built before loading
     assert all(torch.equal(own[k], init[k]) for k in changed)
+
+
+def test_the_ema_copy_starts_from_params_ema_and_the_student_from_params(tmp_path):
+    ckpt = tmp_path / 'net_g.pth'
+    params = save_net(tmp_path / 'a.pth', tiny_vsrnet_opt(), seed=6).state_dict()
+    ema = save_net(tmp_path / 'b.pth', tiny_vsrnet_opt(), seed=7).state_dict()
+    torch.save({'params': params, 'params_ema': ema}, ckpt)
+    opt = {'name': 'tiny', 'is_train': True, 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1, 'scale': 4,
+           'network_g': tiny_vsrnet_opt(), 'path': {'pretrain_network_g': str(ckpt)},
+           'train': {'ema_decay': 0.999, 'total_iter': 10, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
+                     'scheduler': {'type': 'MultiStepLR', 'milestones': [5], 'gamma': 0.5}}}
+    model = ClipVSRModel(opt)
+    assert same_weights(model.get_bare_model(model.net_g), params)
+    assert same_weights(model.net_g_ema, ema)
