@@ -27,7 +27,7 @@ from stdsr.errors import NonFiniteLossError
 from stdsr.archs.offset_guard import guard_deformable_offsets
 from stdsr.archs.clip_runner import run_clip, temporal_mode
 from stdsr.runtime.train_efficiency import TrainEfficiency, eager_calls, phase
-from stdsr.runtime.checkpoint import (EVAL_KEYS, TRAIN_KEYS, atomic_torch_save, load_weights, prune_checkpoints,
+from stdsr.runtime.checkpoint import (EVAL_KEYS, atomic_torch_save, load_weights, pretrain_keys, prune_checkpoints,
                                      read_weights)
 from stdsr.utils.cli import first_few
 from stdsr.runtime.resume import run_options
@@ -73,9 +73,8 @@ class ClipVSRModel(BaseModel):
             return False
         if not osp.isfile(load_path):
             raise FileNotFoundError(f"option 'path.pretrain_{net_key}': no such file {load_path}")
-        param_key = paths.get(f'param_key_{suffix}')
-        prefer = TRAIN_KEYS if param_key is None else (param_key, 'params')
-        self._load_into(net, load_path, prefer, paths.get(f'strict_load_{suffix}', True), f'path.pretrain_{net_key}')
+        self._load_into(net, load_path, pretrain_keys(paths.get(f'param_key_{suffix}')),
+                        paths.get(f'strict_load_{suffix}', True), f'path.pretrain_{net_key}')
         return True
 
     def _load_into(self, net, load_path, prefer, strict, where):

@@ -26,6 +26,12 @@ TRAIN_KEYS = ('params', )
 EVAL_KEYS = ('params_ema', 'params')
 
 
+def pretrain_keys(param_key):
+    """Key order for a ``path.pretrain_network_*`` file with its ``path.param_key_*``: that key, else ``params``
+    (BasicSR's loader falls back the same way); no key: ``params``."""
+    return TRAIN_KEYS if param_key in (None, 'params') else (param_key, 'params')
+
+
 def read_weights(ckpt_path, param_key=None, prefer=EVAL_KEYS, what='checkpoint'):
     """``(state_dict, key used)`` of a BasicSR checkpoint or a bare state_dict; ``module.`` prefixes dropped.
 

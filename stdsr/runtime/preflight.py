@@ -14,7 +14,7 @@ import torch
 
 from stdsr.errors import DataError
 from stdsr.errors import LauncherError, UserInputError
-from stdsr.runtime.checkpoint import build_with_weights, read_weights
+from stdsr.runtime.checkpoint import build_with_weights, pretrain_keys, read_weights
 
 LAUNCHER_ENV = {'pytorch': ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'),
                 'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')}
@@ -71,10 +71,10 @@ def check_pretrained_networks(opt):
         where = f'path.pretrain_{net_key}'
         if not osp.isfile(ckpt):
             raise UserInputError(f'option {where}: no such file {ckpt}')
-        param_key = paths.get(f'param_key_{suffix}', 'params')
+        prefer = pretrain_keys(paths.get(f'param_key_{suffix}'))
         if paths.get(f'strict_load_{suffix}', True):
-            build_with_weights(opt[net_key], ckpt, prefer=(param_key, 'params'), what=f'option {where}', load=False,
+            build_with_weights(opt[net_key], ckpt, prefer=prefer, what=f'option {where}', load=False,
                                label=lambda key: f"option {where} ({ckpt} [{key}]) for {net_key} "
                                f"({opt[net_key]['type']})")
         else:
-            read_weights(ckpt, prefer=(param_key, 'params'), what=f'option {where}')
+            read_weights(ckpt, prefer=prefer, what=f'option {where}')

@@ -9,9 +9,12 @@ from stdsr.errors import WeightsError
 from stdsr.models.clip_vsr_model import ClipVSRModel
 
 
-def test_model(ckpt, net_opt=None, **paths):
-    opt = {'name': 'tiny', 'is_train': False, 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1, 'scale': 4,
-           'network_g': net_opt or tiny_vsrnet_opt(), 'path': {'pretrain_network_g': str(ckpt), **paths}}
+def test_model(ckpt, train=None, **paths):
+    """A ClipVSRModel of the tiny VSRNet starting from ``ckpt``: for evaluation, or training with ``train``."""
+    opt = {'name': 'tiny', 'is_train': train is not None, 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1,
+           'scale': 4, 'network_g': tiny_vsrnet_opt(), 'path': {'pretrain_network_g': str(ckpt), **paths}}
+    if train is not None:
+        opt['train'] = train
     return ClipVSRModel(opt)
 
 
@@ -47,7 +50,6 @@ def test_a_missing_param_key_falls_back_to_params_as_in_basicsr(tmp_path):
 
 def test_a_bare_state_dict_loads(tmp_path):
     ckpt = tmp_path / 'published.pth'
-    torch.manual_seed(3)
     saved = save_net(tmp_path / 'unused.pth', tiny_vsrnet_opt(), seed=3)
     torch.save(saved.state_dict(), ckpt)
     model = test_model(ckpt)
@@ -86,10 +88,7 @@ def test_the_ema_copy_starts_from_params_ema_and_the_student_from_params(tmp_pat
     params = save_net(tmp_path / 'a.pth', tiny_vsrnet_opt(), seed=6).state_dict()
     ema = save_net(tmp_path / 'b.pth', tiny_vsrnet_opt(), seed=7).state_dict()
     torch.save({'params': params, 'params_ema': ema}, ckpt)
-    opt = {'name': 'tiny', 'is_train': True, 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1, 'scale': 4,
-           'network_g': tiny_vsrnet_opt(), 'path': {'pretrain_network_g': str(ckpt)},
-           'train': {'ema_decay': 0.999, 'total_iter': 10, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
-                     'scheduler': {'type': 'MultiStepLR', 'milestones': [5], 'gamma': 0.5}}}
-    model = ClipVSRModel(opt)
+    model = test_model(ckpt, train={'ema_decay': 0.999, 'total_iter': 10, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
+                                    'scheduler': {'type': 'MultiStepLR', 'milestones': [5], 'gamma': 0.5}})
     assert same_weights(model.get_bare_model(model.net_g), params)
     assert same_weights(model.net_g_ema, ema)
