@@ -73,6 +73,29 @@ def test_table_rows_and_ratios_come_from_the_measurements(demo_args, tmp_path, m
     assert '3 threads' in md and 'load average' in md
 
 
+def test_one_thread_is_timed_once_and_drops_keep_three_decimals(demo_args, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(deployment_table.latency, 'torch_ms_per_frame',
+                        lambda net, window, size, threads, *_: calls.append(('torch', threads)) or 300.)
+    monkeypatch.setattr(deployment_table.latency, 'onnx_ms_per_frame',
+                        lambda path, window, size, threads, *_: calls.append((path, threads)) or 150.)
+    argv = list(demo_args)
+    argv[argv.index('--threads') + 1] = '1'  # "all threads" is then the 1-thread setting
+    out = tmp_path / 'table'
+    assert deployment_table.main(argv + ['--output', str(out)], log=lambda *_: None) == 0
+    assert len(calls) == 3 and {t for _, t in calls} == {1}
+    report = json.loads((out / 'deployment_table.json').read_text())
+    (row, ) = report['rows']
+    assert row['ms']['all'] == row['ms']['1'] and row['speedup']['1']['onnx_fp32'] == 2.0
+    md = (out / 'deployment_table.md').read_text().splitlines()
+    assert [line for line in md if 'thread' in line and line.startswith('| student')] == [
+        '| student | 1 thread: PyTorch ms | fp32 ORT | INT8 ORT |']
+    assert '| tiny | 300.0 | 150.0 (2.00x) | 150.0 (2.00x) |' in md
+    (quality, ) = [line for line in md if line.startswith('| tiny |') and 'x)' not in line]
+    assert quality.split(' | ')[-2] == f"{row['int8_drop_demo']:.3f}"
+    assert quality.split(' | ')[-1] == f"{row['int8_drop_real']:.3f} |"
+
+
 def test_bad_argument_is_a_one_line_error_and_writes_nothing(demo_args, tmp_path, capsys):
     out = tmp_path / 'table'
     argv = [a if a != str(tmp_path / 'demo' / 'real') else str(tmp_path / 'nope') for a in demo_args]
