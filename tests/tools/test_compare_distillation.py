@@ -117,11 +117,14 @@ def copy_with_unfinished_run(compared, folder, run, trained=False):
 def test_interrupted_run_resumes(compared, capsys):
     """A run with saved states but no result (killed before it finished) continues from its latest state."""
     run_dir, argv = copy_with_unfinished_run(compared, 'resumed', 'EDVRS_baseline_demo_seed0_iter2')
+    saved = sorted(int(p.stem) for p in (run_dir / 'train' / 'training_states').glob('*.state'))
     capsys.readouterr()
     assert compare_distillation.main(argv) == 0
     assert '[compare] trained 1, reused 2, evaluated 1, failed 0' in capsys.readouterr().out
     assert 'Resuming training from epoch' in (run_dir / 'train_stdout.log').read_text()
     assert (run_dir / 'result.json').is_file()
+    # the marker says where this process started, so its wall time is not read as the whole run's cost
+    assert saved and json.loads((run_dir / 'train_done.json').read_text())['train_from_iter'] == saved[-1] > 0
 
 
 def test_gap_closed_arithmetic():
@@ -490,7 +493,7 @@ def test_committed_records_carry_a_study_into_a_new_work_dir(compared, tmp_path,
     base = json.loads((records / 'EDVRS_baseline_demo_seed0_iter2.json').read_text())
     assert base['term_shares'] == {'mean': {}, 'by_iter': []}
     made = std['made_with']  # what the digest does not cover: the code's commit, the versions, the training time
-    assert made['torch'] == torch.__version__ and made['train_seconds'] > 0
+    assert made['torch'] == torch.__version__ and made['train_seconds'] > 0 and made['train_from_iter'] == 0
     assert made['commit'] is None or re.fullmatch(r'[0-9a-f]{40}(\+changes)?', made['commit'])
     std['made_with']['commit'] = 'the commit that made it'
     (records / 'EDVRS_STD_demo_seed0_iter2.json').write_text(json.dumps(std))

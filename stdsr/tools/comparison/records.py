@@ -69,21 +69,22 @@ def source_commit():
     return head.stdout.strip() + ('+changes' if dirty.returncode == 0 and dirty.stdout.strip() else '')
 
 
-def provenance(train_seconds=None):
-    """What made a record besides its options: the code's commit and versions, and the CPU-time the training took
-    (so that the next session can plan what is left)."""
+def provenance(train_seconds=None, train_from_iter=None):
+    """What made a record besides its options: the code's commit and versions, and the wall time of the training
+    process that finished the run (so that the next session can plan what is left). A resumed run's process trained
+    only from ``train_from_iter`` on, so its ``train_seconds`` covers that part of the budget."""
     return {'commit': source_commit(), 'stdsr': stdsr.__version__, 'torch': torch.__version__,
-            'basicsr': basicsr.__version__, 'train_seconds': train_seconds}
+            'basicsr': basicsr.__version__, 'train_seconds': train_seconds, 'train_from_iter': train_from_iter}
 
 
-def make_record(result, run, spec, train_root, train_seconds=None):
+def make_record(result, run, spec, train_root, train_seconds=None, train_from_iter=None):
     """The committed record of a finished run: its result without machine-local paths, plus how it was made."""
     series, means = term_shares(train_root)
     record = {key: value for key, value in result.items() if key != 'checkpoint'}
     record['opt_file'] = osp.relpath(run['opt_path'])
     record['force_yml'] = list(spec.entries)
     record['term_shares'] = {'mean': means, 'by_iter': series}
-    record['made_with'] = provenance(train_seconds)
+    record['made_with'] = provenance(train_seconds, train_from_iter)
     return record
 
 

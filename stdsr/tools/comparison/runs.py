@@ -16,6 +16,7 @@ import yaml
 
 import stdsr  # noqa: F401  (patches torchvision for basicsr; registers archs, datasets, losses, models)
 from stdsr.errors import CompareError, RunLockedError
+from stdsr.runtime.resume import state_iters
 from stdsr.runtime.run_lock import RunLock
 from stdsr.config.options import apply_force_yml, load_yaml
 from stdsr.utils.atomic_files import write_json_atomic, write_text_atomic
@@ -225,12 +226,19 @@ def reuse_result(result_path, spec, run, settings, report):
     return result
 
 
+def newest_state_iter(exp_root):
+    """Iteration of the newest training state a run folder holds (0: none), i.e. where an auto-resumed training
+    starts, so that its wall time is not read as the cost of the whole run."""
+    return next(iter(state_iters(osp.join(exp_root, 'training_states'))), 0)
+
+
 def save_record(result, run, spec, settings):
     """Write (or refresh) the committed record of a finished run when the plan keeps records."""
     if settings.get('records') and not settings.get('report_only'):
         done_path = osp.join(spec.run_dir, 'train_done.json')
-        train_seconds = read_json(done_path, 'training marker').get('train_seconds') if osp.isfile(done_path) else None
-        record = run_records.make_record(result, run, spec, osp.join(spec.run_dir, 'train'), train_seconds)
+        done = read_json(done_path, 'training marker') if osp.isfile(done_path) else {}
+        record = run_records.make_record(result, run, spec, osp.join(spec.run_dir, 'train'),
+                                         done.get('train_seconds'), done.get('train_from_iter'))
         run_records.write_record(settings['records'], spec.name, record)
 
 
@@ -242,9 +250,10 @@ def train_and_evaluate(run, spec, settings, report):
     if not (osp.isfile(done_path) and read_json(done_path, 'training marker').get('config') == spec.config
             and osp.isfile(ckpt)):
         print(f'[compare] training {spec.name} ({run["opt_path"]})', flush=True)
-        start = time.time()
+        start, from_iter = time.time(), newest_state_iter(exp_root)
         train_run(run, spec.entries, spec.run_dir, settings['nproc'])
-        write_json_atomic(done_path, {'config': spec.config, 'train_seconds': time.time() - start})
+        write_json_atomic(done_path, {'config': spec.config, 'train_seconds': time.time() - start,
+                                      'train_from_iter': from_iter})
         report['trained'].append(spec.name)
     print(f'[compare] evaluating {spec.name}', flush=True)
     opt = spec.opt
