@@ -164,12 +164,13 @@ def test_first_export_example_exports_a_network_make_demo_trains():
 
 
 def test_deployment_table_defaults_exist_after_make_demo(demo_workspace, monkeypatch):
-    """The documented deployment-table command passes its input checks in a clone after `make demo` (its default
-    real-video clips are the demo's own camera video, not a folder outside the clone)."""
+    """The first documented deployment-table command (the demo students') passes its input checks in a clone after
+    `make demo` (its default real-video clips are the demo's own camera video, not a folder outside the clone); the
+    later one reads the study's trained checkpoints."""
     from stdsr.tools import deployment_table
     monkeypatch.chdir(demo_workspace)
-    (argv, ) = [program_and_arguments(a)[1] for a in bash_commands('docs/deployment.md')
-                if (program_and_arguments(a) or ('', ))[0] == 'scripts/deployment_table.py']
+    argv = [program_and_arguments(a)[1] for a in bash_commands('docs/deployment.md')
+            if (program_and_arguments(a) or ('', ))[0] == 'scripts/deployment_table.py'][0]
     args = deployment_table.parse_args(argv)
     assert args.real and args.real.startswith(args.demo)
     deployment_table.check_inputs(args)

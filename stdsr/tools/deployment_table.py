@@ -184,8 +184,8 @@ def markdown_table(report):
         p = r['psnr_demo']
         lines.append(f"| {r['label']} | {r['params']:,} | {_num(r['size_kb'].get('onnx_fp32'), '{:.1f}')} | "
                      f"{_num(r['size_kb'].get('onnx_int8'), '{:.1f}')} | {_num(p.get('torch'))} | "
-                     f"{_num(p.get('onnx_fp32'))} | {_num(p.get('onnx_int8'))} | {_num(r['int8_drop_demo'], DROP_FMT)} | "
-                     f"{_num(r['int8_drop_real'], DROP_FMT)} |")
+                     f"{_num(p.get('onnx_fp32'))} | {_num(p.get('onnx_int8'))} | "
+                     f"{_num(r['int8_drop_demo'], DROP_FMT)} | {_num(r['int8_drop_real'], DROP_FMT)} |")
     groups = ('1', 'all') if s['threads'] > 1 else ('1', )
     header = ' | '.join(['1 thread: PyTorch ms | fp32 ORT | INT8 ORT',
                          f"{s['threads']} threads: PyTorch ms | fp32 ORT | INT8 ORT"][:len(groups)])
