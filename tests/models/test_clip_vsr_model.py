@@ -9,7 +9,7 @@ from stdsr.errors import WeightsError
 from stdsr.models.clip_vsr_model import ClipVSRModel
 
 
-def test_model(ckpt, train=None, **paths):
+def model_from(ckpt, train=None, **paths):
     """A ClipVSRModel of the tiny VSRNet starting from ``ckpt``: for evaluation, or training with ``train``."""
     opt = {'name': 'tiny', 'is_train': train is not None, 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1,
            'scale': 4, 'network_g': tiny_vsrnet_opt(), 'path': {'pretrain_network_g': str(ckpt), **paths}}
@@ -17,8 +17,6 @@ def test_model(ckpt, train=None, **paths):
         opt['train'] = train
     return ClipVSRModel(opt)
 
-
-test_model.__test__ = False  # a builder, not a test
 
 
 def same_weights(net, state):
@@ -36,7 +34,7 @@ def test_the_checkpoint_is_read_once(tmp_path, monkeypatch):
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(torch, 'load', counting_load)
-    model = test_model(ckpt)
+    model = model_from(ckpt)
     assert reads == [str(ckpt)]
     assert same_weights(model.net_g, saved.state_dict())
 
@@ -44,7 +42,7 @@ def test_the_checkpoint_is_read_once(tmp_path, monkeypatch):
 def test_a_missing_param_key_falls_back_to_params_as_in_basicsr(tmp_path):
     ckpt = tmp_path / 'net_g.pth'
     saved = save_net(ckpt, tiny_vsrnet_opt(), seed=2, keys=('params', ))
-    model = test_model(ckpt, param_key_g='params_ema')
+    model = model_from(ckpt, param_key_g='params_ema')
     assert same_weights(model.net_g, saved.state_dict())
 
 
@@ -52,7 +50,7 @@ def test_a_bare_state_dict_loads(tmp_path):
     ckpt = tmp_path / 'published.pth'
     saved = save_net(tmp_path / 'unused.pth', tiny_vsrnet_opt(), seed=3)
     torch.save(saved.state_dict(), ckpt)
-    model = test_model(ckpt)
+    model = model_from(ckpt)
     assert same_weights(model.net_g, saved.state_dict())
 
 
@@ -61,7 +59,7 @@ def test_a_checkpoint_of_another_network_is_one_line_naming_the_option(tmp_path)
     ckpt = tmp_path / 'other.pth'
     save_net(ckpt, other, seed=4)
     with pytest.raises(WeightsError) as exc:
-        test_model(ckpt)
+        model_from(ckpt)
     message = str(exc.value)
     assert '\n' not in message
     assert 'path.pretrain_network_g' in message and str(ckpt) in message and 'shape mismatches' in message
@@ -72,7 +70,7 @@ def test_not_strict_loads_what_fits_and_keeps_the_rest_at_init(tmp_path):
     ckpt = tmp_path / 'other.pth'
     saved = save_net(ckpt, other, seed=5).state_dict()
     torch.manual_seed(0)
-    model = test_model(ckpt, strict_load_g=False)
+    model = model_from(ckpt, strict_load_g=False)
     own = model.net_g.state_dict()
     fitting = [k for k in own if tuple(own[k].shape) == tuple(saved[k].shape)]
     changed = [k for k in own if k not in fitting]
@@ -88,7 +86,7 @@ def test_the_ema_copy_starts_from_params_ema_and_the_student_from_params(tmp_pat
     params = save_net(tmp_path / 'a.pth', tiny_vsrnet_opt(), seed=6).state_dict()
     ema = save_net(tmp_path / 'b.pth', tiny_vsrnet_opt(), seed=7).state_dict()
     torch.save({'params': params, 'params_ema': ema}, ckpt)
-    model = test_model(ckpt, train={'ema_decay': 0.999, 'total_iter': 10, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
+    model = model_from(ckpt, train={'ema_decay': 0.999, 'total_iter': 10, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
                                     'scheduler': {'type': 'MultiStepLR', 'milestones': [5], 'gamma': 0.5}})
     assert same_weights(model.get_bare_model(model.net_g), params)
     assert same_weights(model.net_g_ema, ema)
