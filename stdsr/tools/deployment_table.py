@@ -186,9 +186,10 @@ def markdown_table(report):
                      f"{_num(r['size_kb'].get('onnx_int8'), '{:.1f}')} | {_num(p.get('torch'))} | "
                      f"{_num(p.get('onnx_fp32'))} | {_num(p.get('onnx_int8'))} | "
                      f"{_num(r['int8_drop_demo'], DROP_FMT)} | {_num(r['int8_drop_real'], DROP_FMT)} |")
-    groups = ('1', 'all') if s['threads'] > 1 else ('1', )
-    header = ' | '.join(['1 thread: PyTorch ms | fp32 ORT | INT8 ORT',
-                         f"{s['threads']} threads: PyTorch ms | fp32 ORT | INT8 ORT"][:len(groups)])
+    groups = {'1': '1 thread'}
+    if s['threads'] > 1:
+        groups['all'] = f"{s['threads']} threads"
+    header = ' | '.join(f'{name}: PyTorch ms | fp32 ORT | INT8 ORT' for name in groups.values())
     lines += ['', f'| student | {header} |', '|---|' + '---:|' * (3 * len(groups))]
     for r in report['rows']:
         lines.append(f"| {r['label']} | " + ' | '.join(_ms_cell(r, t, k) for t in groups for k in BACKENDS) + ' |')
