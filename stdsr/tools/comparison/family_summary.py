@@ -6,9 +6,10 @@ is built from several: a *study* is a committed records folder (``<label>_seed<s
 ``teacher.json``, :mod:`.records`) or a ``comparison.json`` the harness wrote. A cell is the mean ± sample std
 over seeds (the spread) and, for a method, its mean paired difference to the same seed's baseline with the seeds
 ahead of it: the numbers the issue's target is stated in. A ✓ marks a method ahead in every seed by more than the
-baseline's spread; a ⚑ a run on its bicubic plateau (known from a ``comparison.json`` only: records do not keep
-the bicubic reference). Parameters and runtime per frame are given by the caller (``stdsr.tools.family_table``
-measures them with :mod:`stdsr.tools.profiling.network`).
+baseline's spread, and run in every seed the baseline was (a study half-way through claims nothing); a ⚑ a run
+on its bicubic plateau (known from a ``comparison.json`` only: records do not keep the bicubic reference).
+Parameters and runtime per frame are given by the caller (``stdsr.tools.family_table`` measures them with
+:mod:`stdsr.tools.profiling.network`).
 """
 import glob
 from collections import OrderedDict
@@ -144,7 +145,9 @@ def method_cell(study, label, iters, set_name, metric='psnr'):
         diffs = list(row['diffs'].values())
         if diffs:
             spread = paired['baseline_spread'] or 0.0
-            clear = f' {AHEAD_MARK}' if len(diffs) > 1 and all(d > spread for d in diffs) else ''
+            # every seed means every seed the baseline has: a method half-way through its seeds claims nothing yet
+            every_seed = len(diffs) > 1 and len(diffs) == len(base)
+            clear = f' {AHEAD_MARK}' if every_seed and all(d > spread for d in diffs) else ''
             text += f" ({row['mean']:+.{digits}f}, {row['ahead']}/{len(diffs)}{clear})"
     return text + budget_axis.gain_flag(label, sorted(values), flagged, base_label)
 
@@ -214,7 +217,7 @@ def family_table(studies, iters=None, sets=None, methods=None, metric='psnr', co
     lines += ['', f'{METRIC_NAMES.get(metric, metric)}, {iters:,} iterations per run, seeds {seeds}. A cell is the '
               'mean ± sample std over seeds; a method\'s bracket is its mean paired (same-seed) difference to the '
               f'baseline and the seeds ahead of it; {AHEAD_MARK}: ahead in every seed by more than the baseline\'s '
-              f'spread; {budget_axis.FLAG}: a run on its bicubic plateau (from comparison.json only); teacher: its '
-              'score on the same set.',
+              f'spread, with every seed the baseline has; {budget_axis.FLAG}: a run on its bicubic plateau (from '
+              'comparison.json only); teacher: its score on the same set.',
               'Studies: ' + '; '.join(f'{s.student} = {s.source}' for s in studies) + '.']
     return '\n'.join(lines) + '\n'

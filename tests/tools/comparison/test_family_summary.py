@@ -68,6 +68,15 @@ def test_one_row_per_study_with_spread_paired_gain_seeds_ahead_and_teacher(tmp_p
     assert '20.000' not in table and '30.000' not in table
 
 
+def test_a_method_short_of_the_baselines_seeds_gets_no_mark(tmp_path):
+    """A study half-way through (2 of 3 seeds) must not claim "ahead in every seed" from the seeds it has."""
+    study = write_study(tmp_path / 'vsrnet', {'baseline': BASE, 'STD': STD_CLEAR, 'FitNets': STD_CLEAR[:2]})
+    body = rows(family_table([load_study('VSRNet', study)]))
+    assert AHEAD_MARK in body['VSRNet'][4]  # all 3 seeds ahead by more than the spread
+    gain = statistics.mean(s - b for s, b in zip(STD_CLEAR[:2], BASE))
+    assert body['VSRNet'][5] == f'{cell(STD_CLEAR[:2])} (+{gain:.3f}, 2/2)'
+
+
 def test_a_budget_is_chosen_and_refused_by_study(tmp_path):
     vespcn = write_study(tmp_path / 'vespcn', {'baseline': BASE, 'STD': STD_CLEAR}, iters=800)
     write_study(tmp_path / 'vespcn', {'baseline': BASE, 'STD': STD_CLEAR})
