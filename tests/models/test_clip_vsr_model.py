@@ -18,7 +18,6 @@ def model_from(ckpt, train=None, **paths):
     return ClipVSRModel(opt)
 
 
-
 def same_weights(net, state):
     return all(torch.equal(value, state[key]) for key, value in net.state_dict().items())
 
