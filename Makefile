@@ -7,10 +7,12 @@ STAMP := $(VENV)/.stdsr-installed
 
 .PHONY: venv demo test test-quick clean-demo
 
+# --no-cache-dir: a CI machine once ran out of disk (ENOSPC) in this step; the torch build alone is about 5.5 GB in
+# the venv, so pip keeps no second copy of what it downloads in its cache
 $(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-cache-dir torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q --no-cache-dir -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
